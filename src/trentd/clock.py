@@ -1,0 +1,32 @@
+"""The service clock: wall time plus an offset that tests move (``--test-clock``).
+
+Key lifecycle (deletion windows, rotation, expiry) reads time only through here. The offset
+lives in the store so every worker and node sees the same time; SigV4 skew checks and TLS use
+the real wall clock and never this one.
+"""
+
+from __future__ import annotations
+
+import time
+
+OFFSET_META = "clock_offset_seconds"
+
+
+class ServiceClock:
+    def __init__(self, store, movable: bool):
+        self.store = store
+        self.movable = movable
+
+    def offset(self) -> float:
+        if not self.movable:
+            return 0.0
+        value = self.store.read_meta(OFFSET_META)
+        return float(value) if value else 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset()
+
+    def set_offset(self, seconds: float) -> float:
+        with self.store.write() as tx:
+            tx.set_meta(OFFSET_META, repr(float(seconds)))
+        return float(seconds)

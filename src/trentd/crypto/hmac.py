@@ -1,0 +1,21 @@
+"""HMAC_224/256/384/512 keys: raw random bytes; MACs with the standard library's one-shot HMAC
+(OpenSSL underneath). The hash comes from the spec table (`details["hash"]`)."""
+
+from __future__ import annotations
+
+import hmac as _std_hmac
+import secrets
+
+from .specs import KeySpec
+
+
+def generate(ks: KeySpec) -> bytes:
+    return secrets.token_bytes(ks.details["key_bytes"])
+
+
+def mac(ks: KeySpec, key: bytes, message: bytes) -> bytes:
+    return _std_hmac.digest(key, message, ks.details["hash"].lower())
+
+
+def verify(ks: KeySpec, key: bytes, message: bytes, tag: bytes) -> bool:
+    return _std_hmac.compare_digest(mac(ks, key, message), tag)

@@ -1,0 +1,187 @@
+"""The ASGI edge: one POST route for the KMS API, health, and the dev-only clock control.
+
+No web framework: the API is a single route, and a framework would cost more per request than
+everything else trentd does for a cached Encrypt (DESIGN.md, Performance). Order of work for an
+API call: cap and read the body, parse and verify SigV4, pick the operation from X-Amz-Target,
+parse and validate the body from the botocore model, run the handler on a worker thread,
+serialize the answer from the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import orjson
+
+from ..auth import sigv4
+from ..auth.authenticator import Authenticator
+from ..errors import AWSError, internal
+from ..kms import api
+from ..protocol.model import error_body, load_service
+from ..runtime import Runtime
+from ..store.rootkey import RootKeyError
+from ..store.sqlite import StoreUnavailable
+
+log = logging.getLogger("trentd.http")
+
+MAX_BODY = 512 * 1024  # a legal CreateKey with non-ASCII text reaches ~360 KB
+JSON_TYPE = b"application/x-amz-json-1.1"
+SWEEP_SECONDS = 1.0
+
+
+class BodyTooLarge(AWSError):
+    def __init__(self):
+        super().__init__("RequestEntityTooLargeException",
+                         f"Request body exceeds the maximum allowed size of {MAX_BODY} bytes.", 413)
+
+
+async def read_body(scope, receive) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+            raise BodyTooLarge()
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def respond(send, status: int, body: bytes, content_type: bytes = JSON_TYPE, request_id: str | None = None):
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if request_id:
+        headers.append((b"x-amzn-requestid", request_id.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TrentApp:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.service = runtime.service
+        self.kms_model = load_service("kms")
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="trentd")
+        self.authenticator = Authenticator(runtime.store, runtime.root_key, dev=self.settings.dev,
+                                           default_account=self.settings.account)
+        self._sweeper: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind == "lifespan":
+            return await self._lifespan(receive, send)
+        if kind != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/" and method == "POST":
+            return await self._api(scope, receive, send)
+        if path == "/healthz" and method == "GET":
+            return await respond(send, 200, b'{"status":"ok"}', b"application/json")
+        if path == "/_trentd/clock" and self.settings.clock_movable:
+            return await self._clock(scope, receive, send)
+        await respond(send, 404, b'{"message":"Not Found"}', b"application/json")
+
+    # --- the KMS API ----------------------------------------------------------------------
+    async def _api(self, scope, receive, send):
+        request_id = str(uuid.uuid4())
+        try:
+            out = await self._call(scope, receive, request_id)
+            status = 200
+        except AWSError as err:
+            status, out = err.status, error_body(err)
+        except ConnectionError:
+            return
+        except StoreUnavailable as exc:
+            log.warning("store unavailable: %s", exc)
+            status, out = 500, error_body(AWSError("DependencyTimeoutException", "The database did not answer in time."))
+        except RootKeyError as exc:
+            log.error("root key failure: %s", exc)
+            status, out = 500, error_body(internal())
+        except Exception:  # never a traceback to the client
+            log.exception("unexpected error in request %s", request_id)
+            status, out = 500, error_body(internal())
+        await respond(send, status, out, request_id=request_id)
+
+    async def _call(self, scope, receive, request_id: str) -> bytes:
+        body = await read_body(scope, receive)
+        headers = sigv4.normalize_headers(scope["headers"])
+        cred = sigv4.parse(headers, now=datetime.now(timezone.utc), max_skew_seconds=self.settings.max_clock_skew)
+        if cred.service != "kms":
+            raise AWSError("InvalidSignatureException", "Credential should be scoped to correct service: 'kms'.")
+        client = scope.get("client")
+        authenticate = lambda: self.authenticator.authenticate(  # noqa: E731
+            cred, method=scope["method"], path=scope.get("raw_path") or scope["path"].encode(),
+            query=scope.get("query_string", b""), headers=headers, body=body, request_id=request_id,
+            source_ip=client[0] if client else None, user_agent=headers.get("user-agent"),
+            secure=scope.get("scheme") == "https")
+        if self.authenticator.needs_lookup(cred):
+            caller = await asyncio.get_running_loop().run_in_executor(self.executor, authenticate)
+        else:
+            caller = authenticate()
+        name = self._operation_name(headers.get("x-amz-target", ""))
+        operation = self.kms_model.operation(name)
+        handler = api.OPERATIONS.get(name)
+        if operation is None:
+            raise AWSError("UnknownOperationException", f"Unknown operation {name or '(none)'}.")
+        if handler is None:
+            raise AWSError("UnsupportedOperationException", f"{name} is not supported by trentd yet.")
+        request = operation.parse(body)
+        result = await asyncio.get_running_loop().run_in_executor(
+            self.executor, handler, self.service, caller, request)
+        return operation.serialize(result)
+
+    def _operation_name(self, target: str) -> str:
+        prefix, _, name = target.partition(".")
+        return name if prefix == self.kms_model.target_prefix else ""
+
+    # --- test clock and background work -------------------------------------------------------
+    async def _clock(self, scope, receive, send):
+        loop = asyncio.get_running_loop()
+        clock = self.runtime.clock
+        try:
+            if scope["method"] == "POST":
+                request = orjson.loads(await read_body(scope, receive) or b"{}")
+                if "offset_seconds" in request:
+                    offset = float(request["offset_seconds"])
+                else:
+                    offset = await loop.run_in_executor(self.executor, clock.offset) + float(request["advance_seconds"])
+                await loop.run_in_executor(self.executor, clock.set_offset, offset)
+                await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
+            offset = await loop.run_in_executor(self.executor, clock.offset)
+        except (KeyError, TypeError, ValueError, AWSError):
+            return await respond(send, 400, b'{"message":"expected {\\"advance_seconds\\": N} or {\\"offset_seconds\\": N}"}',
+                                 b"application/json")
+        body = orjson.dumps({"offset_seconds": offset, "now": await loop.run_in_executor(self.executor, clock.now)})
+        await respond(send, 200, body, b"application/json")
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._sweeper = asyncio.create_task(self._sweep_forever())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._sweeper:
+                    self._sweeper.cancel()
+                self.executor.shutdown(wait=False, cancel_futures=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _sweep_forever(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
+            except Exception:
+                log.exception("background job failed; will retry")

@@ -1,0 +1,14 @@
+"""Entry point for uvicorn worker processes (``--workers N``): each opens the data dir that the
+parent already initialised, from the settings the parent put in the environment."""
+
+from __future__ import annotations
+
+import os
+
+from ..runtime import Settings, open_runtime
+from .app import TrentApp
+
+
+def app_from_env() -> TrentApp:
+    settings = Settings.from_json(os.environ["TRENTD_SETTINGS_JSON"])
+    return TrentApp(open_runtime(settings, announce=lambda text: None))

@@ -1,0 +1,107 @@
+"""Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases.
+
+Names are unique per account and Region; the database's primary key decides races between
+concurrent CreateAlias calls, so exactly one wins on any number of workers or nodes.
+"""
+
+from __future__ import annotations
+
+from ..crypto import specs
+from ..errors import AWSError, not_found, validation
+from ..store.records import AliasRecord
+from ..store.sqlite import Duplicate
+from .paging import decode_marker, page
+from .service import operation
+
+MAX_ALIASES_PER_KEY = 50
+
+
+def _check_name(caller, name: str) -> None:
+    if not name.startswith("alias/"):
+        raise validation('Alias must start with the prefix "alias/". '
+                         "Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html")
+    if name.startswith("alias/aws/"):
+        # Reserved for AWS managed keys; AWS answers NotAuthorizedException without a message.
+        raise AWSError("NotAuthorizedException")
+
+
+def _target(svc, tx, caller, target_key_id: str):
+    key = svc.resolve(tx, caller, target_key_id)
+    svc.require_not_pending_deletion(key)
+    if tx.count_aliases(key.account, key.region, key.key_id) >= MAX_ALIASES_PER_KEY:
+        raise AWSError("LimitExceededException",
+                       f"Cannot exceed the limit of {MAX_ALIASES_PER_KEY} aliases for key {key.arn}.")
+    return key
+
+
+def _existing(svc, tx, caller, name: str) -> AliasRecord:
+    alias = tx.get_alias(caller.account, caller.region, name)
+    if alias is None or svc.live_key(tx, alias.account, alias.region, alias.key_id) is None:
+        raise not_found(f"Alias {caller.alias_arn(name)} is not found.")
+    return alias
+
+
+@operation("CreateAlias")
+def create_alias(svc, caller, req):
+    name = req["AliasName"]
+    _check_name(caller, name)
+    exists = AWSError("AlreadyExistsException", f"An alias with the name {caller.alias_arn(name)} already exists")
+    try:
+        with svc.store.write() as tx:
+            key = _target(svc, tx, caller, req["TargetKeyId"])
+            stale = tx.get_alias(caller.account, caller.region, name)
+            if stale is not None:
+                # An alias whose key's deletion date passed is gone, even before the sweeper runs.
+                if svc.live_key(tx, stale.account, stale.region, stale.key_id) is not None:
+                    raise exists
+                tx.delete_alias(stale)
+            now = svc.clock.now()
+            tx.insert_alias(AliasRecord(caller.account, caller.region, name, key.key_id, now, now))
+    except Duplicate:
+        raise exists from None
+
+
+def _kind(key) -> tuple[str, str]:
+    family = specs.KEY_SPECS[key.key_spec].family
+    kind = "SYMMETRIC" if family == "symmetric" else "HMAC" if family == "hmac" else "ASYMMETRIC"
+    return kind, key.key_usage
+
+
+@operation("UpdateAlias")
+def update_alias(svc, caller, req):
+    name = req["AliasName"]
+    _check_name(caller, name)
+    with svc.store.write() as tx:
+        alias = _existing(svc, tx, caller, name)
+        key = _target(svc, tx, caller, req["TargetKeyId"])
+        current = tx.get_key(alias.account, alias.region, alias.key_id)
+        if _kind(current) != _kind(key):
+            raise validation(
+                f"Alias {name} cannot be changed from a {' '.join(_kind(current))} key to a "
+                f"{' '.join(_kind(key))} key: the new key must have the same key type and key usage.")
+        tx.retarget_alias(alias, key.key_id, svc.clock.now())
+
+
+@operation("DeleteAlias")
+def delete_alias(svc, caller, req):
+    name = req["AliasName"]
+    _check_name(caller, name)
+    with svc.store.write() as tx:
+        tx.delete_alias(_existing(svc, tx, caller, name))
+
+
+@operation("ListAliases")
+def list_aliases(svc, caller, req):
+    limit = req.get("Limit", 50)
+    after = decode_marker(req.get("Marker"))
+    with svc.store.read() as tx:
+        key_id = svc.resolve(tx, caller, req["KeyId"]).key_id if "KeyId" in req else None
+        rows = tx.list_aliases(caller.account, caller.region, after, limit + 1, key_id)
+        rows = [a for a in rows if svc.live_key(tx, a.account, a.region, a.key_id) is not None]
+    rows, more = page(rows, limit, lambda a: a.name)
+    entries = [
+        {"AliasName": a.name, "AliasArn": a.arn, "TargetKeyId": a.key_id,
+         "CreationDate": a.created, "LastUpdatedDate": a.updated}
+        for a in rows
+    ]
+    return {"Aliases": entries, **more}

@@ -1,0 +1,184 @@
+"""Key management: CreateKey, DescribeKey, ListKeys, Enable/DisableKey, UpdateKeyDescription,
+Schedule/CancelKeyDeletion, and the sweep that really deletes keys when their window passes."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from ..crypto import specs
+from ..errors import AWSError, invalid_state, validation
+from ..store.records import KeyRecord
+from .paging import decode_marker, page
+from .policies import check_policy, default_policy
+from .service import operation
+from .tags import check_new_tags
+
+MAX_KEYS_PER_REGION = 100_000
+DAY = 86_400.0
+
+
+def key_metadata(key: KeyRecord) -> dict:
+    """KeyMetadata as AWS shapes it: only the algorithm list of the key's usage, material id
+    only for symmetric keys, deletion date only while pending deletion."""
+    spec = specs.KEY_SPECS[key.key_spec]
+    meta = {
+        "AWSAccountId": key.account,
+        "KeyId": key.key_id,
+        "Arn": key.arn,
+        "CreationDate": key.created,
+        "Enabled": key.enabled,
+        "Description": key.description,
+        "KeyUsage": key.key_usage,
+        "KeyState": key.key_state,
+        "Origin": key.origin,
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeySpec": key.key_spec,
+        "MultiRegion": key.multi_region,
+        specs.ALGORITHM_FIELD[key.key_usage]: list(spec.algorithms[key.key_usage]),
+    }
+    if key.deletion_date is not None:
+        meta["DeletionDate"] = key.deletion_date
+    if spec.symmetric and key.current_material:
+        meta["CurrentKeyMaterialId"] = key.current_material
+    return meta
+
+
+def _spec_and_usage(req: dict) -> tuple[specs.KeySpec, str]:
+    name = req.get("KeySpec")
+    legacy = req.get("CustomerMasterKeySpec")
+    if name and legacy and name != legacy:
+        raise validation("You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
+                         "CustomerMasterKeySpec is deprecated.")
+    spec = specs.KEY_SPECS[name or legacy or "SYMMETRIC_DEFAULT"]
+    usage = req.get("KeyUsage") or spec.default_usage
+    if usage is None:
+        raise validation("You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.")
+    if usage not in spec.algorithms:
+        raise validation(f"KeyUsage {usage} is not compatible with KeySpec {spec.name}")
+    if not spec.supported:
+        raise AWSError("UnsupportedOperationException", f"KeySpec {spec.name} is not supported by trentd.")
+    return spec, usage
+
+
+def _generate_material(spec: specs.KeySpec) -> bytes:
+    if spec.symmetric:
+        return secrets.token_bytes(spec.details["key_bytes"])
+    from ..crypto import asymmetric  # the non-symmetric families live there
+
+    return asymmetric.generate_material(spec.name)
+
+
+@operation("CreateKey")
+def create_key(svc, caller, req):
+    spec, usage = _spec_and_usage(req)
+    origin = req.get("Origin", "AWS_KMS")
+    if origin != "AWS_KMS":
+        raise AWSError("UnsupportedOperationException", f"Origin {origin} is not supported by trentd yet.")
+    if req.get("MultiRegion") or req.get("CustomKeyStoreId") or req.get("XksKeyId"):
+        raise AWSError("UnsupportedOperationException",
+                       "Multi-Region keys and custom key stores are not supported by trentd yet.")
+    policy = check_policy(req["Policy"]) if "Policy" in req else default_policy(caller.account)
+    tags = check_new_tags(req.get("Tags", []))
+    material = _generate_material(spec)  # before the transaction: RSA generation is slow
+    key_id = str(uuid.uuid4())
+    with svc.store.write() as tx:
+        if tx.count_keys(caller.account, caller.region) >= MAX_KEYS_PER_REGION:
+            raise AWSError("LimitExceededException",
+                           f"The request was rejected because the maximum number of keys ({MAX_KEYS_PER_REGION}) "
+                           "in this account and Region has been reached.")
+        key = KeyRecord(
+            account=caller.account, region=caller.region, key_id=key_id, created=svc.clock.now(),
+            description=req.get("Description", ""), key_spec=spec.name, key_usage=usage, origin=origin,
+            key_state="Enabled", deletion_date=None, multi_region=False, policy=policy, current_material=None,
+        )
+        key.current_material = svc.new_material(tx, caller.account, key_id, material)
+        tx.insert_key(key)
+        for tag_key, tag_value in tags.items():
+            tx.put_tag(key, tag_key, tag_value)
+    return {"KeyMetadata": key_metadata(key)}
+
+
+@operation("DescribeKey")
+def describe_key(svc, caller, req):
+    with svc.store.read() as tx:
+        key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
+    return {"KeyMetadata": key_metadata(key)}
+
+
+@operation("ListKeys")
+def list_keys(svc, caller, req):
+    limit = req.get("Limit", 100)
+    after = decode_marker(req.get("Marker"))
+    with svc.store.read() as tx:
+        rows = tx.list_keys(caller.account, caller.region, after, limit + 1)
+    now = svc.clock.now()
+    rows, more = page(rows, limit, lambda k: k.key_id)
+    keys = [{"KeyId": k.key_id, "KeyArn": k.arn} for k in rows if not (k.deletion_date and k.deletion_date <= now)]
+    return {"Keys": keys, **more}
+
+
+def _set_enabled(svc, caller, req, enabled: bool):
+    with svc.store.write() as tx:
+        key = svc.resolve(tx, caller, req["KeyId"])
+        svc.require_not_pending_deletion(key)
+        if key.key_state == "PendingImport":
+            raise invalid_state(f"{key.arn} is pending import.")
+        tx.update_key(key, key_state="Enabled" if enabled else "Disabled")
+
+
+@operation("EnableKey")
+def enable_key(svc, caller, req):
+    _set_enabled(svc, caller, req, True)
+
+
+@operation("DisableKey")
+def disable_key(svc, caller, req):
+    _set_enabled(svc, caller, req, False)
+
+
+@operation("UpdateKeyDescription")
+def update_key_description(svc, caller, req):
+    with svc.store.write() as tx:
+        key = svc.resolve(tx, caller, req["KeyId"])
+        svc.require_not_pending_deletion(key)
+        tx.update_key(key, description=req["Description"])
+
+
+@operation("ScheduleKeyDeletion")
+def schedule_key_deletion(svc, caller, req):
+    window = req.get("PendingWindowInDays", 30)
+    if not 7 <= window <= 30:  # the model allows 1-365; KMS enforces 7-30 with this text
+        raise validation("PendingWindowInDays must be between 7 and 30")
+    with svc.store.write() as tx:
+        key = svc.resolve(tx, caller, req["KeyId"])
+        svc.require_not_pending_deletion(key)
+        deletion_date = svc.clock.now() + window * DAY
+        tx.update_key(key, key_state="PendingDeletion", deletion_date=deletion_date)
+    return {"KeyId": key.arn, "DeletionDate": deletion_date, "KeyState": "PendingDeletion",
+            "PendingWindowInDays": window}
+
+
+@operation("CancelKeyDeletion")
+def cancel_key_deletion(svc, caller, req):
+    with svc.store.write() as tx:
+        key = svc.resolve(tx, caller, req["KeyId"])
+        if key.key_state != "PendingDeletion":
+            raise invalid_state(f"{key.arn} is not pending deletion.")
+        # AWS leaves a key whose deletion was cancelled Disabled, whatever it was before.
+        tx.update_key(key, key_state="Disabled", deletion_date=None)
+    return {"KeyId": key.arn}
+
+
+def sweep_deletions(svc, batch: int = 100) -> int:
+    """Delete every key whose deletion date has passed; returns how many went."""
+    deleted = 0
+    while True:
+        with svc.store.write() as tx:
+            due = tx.keys_due_for_deletion(svc.clock.now(), batch)
+            for key in due:
+                tx.delete_key(key)
+        deleted += len(due)
+        if len(due) < batch:
+            return deleted

@@ -1,0 +1,192 @@
+"""The KMS service core: the operation table, the caller, key resolution and key-state rules.
+
+Every operation is a plain function ``handler(svc, caller, request) -> dict | None`` registered
+by name with ``@operation("Encrypt")`` in its family's module. Handlers know nothing of HTTP:
+the request arrives parsed and validated from the botocore model, and the answer is serialized
+from the same model.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..crypto.specs import algorithms_for
+from ..errors import AWSError, not_found
+from ..store.records import KeyRecord, key_arn
+from ..store.rootkey import aad_for
+
+OPERATIONS: dict[str, Callable] = {}
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_MRK = re.compile(r"mrk-[0-9a-f]{32}")
+_ARN = re.compile(r"arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):(\d{12}):(key|alias)/(.+)", re.ASCII)
+
+
+def operation(name: str):
+    def register(handler):
+        OPERATIONS[name] = handler
+        return handler
+
+    return register
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, and in which account and Region (from the SigV4 credential scope)."""
+
+    account: str
+    region: str
+    principal_arn: str
+    access_key_id: str
+    request_id: str = ""
+    source_ip: str | None = None
+    user_agent: str | None = None
+    secure: bool = False
+
+    def key_arn(self, key_id: str) -> str:
+        return key_arn(self.account, self.region, key_id)
+
+    def alias_arn(self, alias_name: str) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account}:{alias_name}"
+
+
+class MaterialCache:
+    """Unwrapped backing keys by (account, key id, material id). Material never changes once
+    written, so entries can never be stale; a bounded LRU keeps memory flat with many keys."""
+
+    def __init__(self, size: int = 10_000):
+        self._entries: OrderedDict[tuple, bytes] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, ident: tuple) -> bytes | None:
+        with self._lock:
+            value = self._entries.get(ident)
+            if value is not None:
+                self._entries.move_to_end(ident)
+            return value
+
+    def put(self, ident: tuple, value: bytes) -> None:
+        with self._lock:
+            self._entries[ident] = value
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+class Service:
+    def __init__(self, store, root_key, clock):
+        self.store = store
+        self.root_key = root_key
+        self.clock = clock
+        self.materials = MaterialCache()
+
+    # --- key identifiers ------------------------------------------------------------------
+    def resolve(self, tx, caller: Caller, key_id: str, *, aliases: bool = False) -> KeyRecord:
+        """Find the key a KeyId names, with AWS's error for each kind of miss.
+
+        ``aliases``: whether this operation accepts alias names and alias ARNs (only the
+        cryptographic operations, DescribeKey and GetPublicKey do)."""
+        account, region = caller.account, caller.region
+        if key_id.startswith("arn:"):
+            match = _ARN.fullmatch(key_id)
+            if not match:
+                raise AWSError("InvalidArnException", f"Invalid arn {key_id}")
+            _, arn_region, account, kind, rest = match.groups()
+            if arn_region != region:
+                raise not_found(f"Invalid arn {arn_region}")
+            if kind == "alias":
+                return self._by_alias(tx, caller, account, f"alias/{rest}", aliases)
+            key_id = rest
+        elif key_id.startswith("alias/"):
+            return self._by_alias(tx, caller, account, key_id, aliases)
+        if not (_UUID.fullmatch(key_id) or _MRK.fullmatch(key_id)):
+            raise not_found(f"Invalid keyId '{key_id}'")
+        key = self.live_key(tx, account, region, key_id)
+        if key is None or not self.may_see(caller, key):
+            raise not_found(f"Key '{key_arn(account, region, key_id)}' does not exist")
+        return key
+
+    def _by_alias(self, tx, caller: Caller, account: str, name: str, allowed: bool) -> KeyRecord:
+        if not allowed:
+            raise AWSError("InvalidArnException", "Key Aliases are not supported for this operation.")
+        alias = tx.get_alias(account, caller.region, name)
+        key = alias and self.live_key(tx, account, caller.region, alias.key_id)
+        if key is None or not self.may_see(caller, key):
+            raise not_found(f"Alias arn:aws:kms:{caller.region}:{account}:{name} is not found.")
+        return key
+
+    def live_key(self, tx, account: str, region: str, key_id: str) -> KeyRecord | None:
+        """A key whose deletion date has passed is gone, even before the sweeper removes it."""
+        key = tx.get_key(account, region, key_id)
+        if key is not None and key.deletion_date is not None and key.deletion_date <= self.clock.now():
+            return None
+        return key
+
+    @staticmethod
+    def may_see(caller: Caller, key: KeyRecord) -> bool:
+        # The default key policy trusts only the key's own account; cross-account use arrives
+        # with key-policy evaluation.
+        return key.account == caller.account
+
+    # --- key states -----------------------------------------------------------------------
+    @staticmethod
+    def require_usable(key: KeyRecord) -> None:
+        """Cryptographic operations need an Enabled key (kms-api.md §3.4)."""
+        state = key.key_state
+        if state == "Enabled":
+            return
+        if state == "Disabled":
+            raise AWSError("DisabledException", f"{key.arn} is disabled.")
+        raise AWSError("KMSInvalidStateException", f"{key.arn} is {_STATE_WORDS.get(state, 'unavailable')}.")
+
+    @staticmethod
+    def require_usage(key: KeyRecord, usage: str, operation_name: str) -> None:
+        if key.key_usage != usage:
+            raise AWSError("InvalidKeyUsageException",
+                           f"{key.arn} key usage is {key.key_usage} which is not valid for {operation_name}.")
+
+    @staticmethod
+    def require_algorithm(key: KeyRecord, algorithm: str) -> None:
+        if algorithm not in algorithms_for(key.key_spec, key.key_usage):
+            raise AWSError("InvalidKeyUsageException", f"Algorithm {algorithm} is incompatible with key spec {key.key_spec}.")
+
+    @staticmethod
+    def require_not_pending_deletion(key: KeyRecord) -> None:
+        if key.key_state in ("PendingDeletion", "PendingReplicaDeletion"):
+            raise AWSError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
+
+    # --- key material ---------------------------------------------------------------------
+    def new_material(self, tx, account: str, key_id: str, material: bytes) -> str:
+        """Wrap and store a backing key; returns its KeyMaterialId (64 hex)."""
+        material_id = secrets.token_hex(32)
+        wrapped = self.root_key.wrap(material, aad_for(account, key_id, material_id))
+        tx.insert_material(account, key_id, material_id, wrapped, self.clock.now())
+        self.materials.put((account, key_id, material_id), material)
+        return material_id
+
+    def material(self, tx, account: str, key_id: str, material_id: str) -> bytes | None:
+        ident = (account, key_id, material_id)
+        cached = self.materials.get(ident)
+        if cached is not None:
+            return cached
+        wrapped = tx.get_material(account, key_id, material_id)
+        if wrapped is None:
+            return None
+        material = self.root_key.unwrap(wrapped, aad_for(*ident))
+        self.materials.put(ident, material)
+        return material
+
+
+_STATE_WORDS = {
+    "PendingDeletion": "pending deletion",
+    "PendingReplicaDeletion": "pending deletion",
+    "PendingImport": "pending import",
+    "Unavailable": "unavailable",
+    "Creating": "creating",
+    "Updating": "updating",
+}

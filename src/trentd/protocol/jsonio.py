@@ -1,0 +1,201 @@
+"""JSON in and out for AWS JSON 1.1: safe request parsing and shape-driven response encoding.
+
+``loads_object`` turns raw body bytes into a dict or raises ``SerializationException`` with a
+short fixed message (never a parser's exception text). Approach, chosen for speed on the hot path:
+
+1. ``orjson.loads`` does the heavy lifting in C and is already strict where stdlib ``json`` is not:
+   it rejects invalid UTF-8, UTF-8-encoded and escaped lone surrogates (``"\\ud800"``), ``NaN`` /
+   ``Infinity``, numbers that overflow a double, a BOM, trailing garbage and nesting > 1024.
+   Integers beyond 64 bits come back as floats (so a 25-digit "integer" is a float; the shape
+   checker then refuses it for integer members), never a crash.
+2. A cheap iterative walk enforces our own nesting cap (``MAX_DEPTH``) and counts object members.
+3. Duplicate keys (orjson silently keeps the last one) are **rejected** with a
+   SerializationException: a request whose meaning depends on which parser reads it is refused
+   rather than guessed. Detection costs one C-level regex count: every object member in the raw
+   text is a closing quote, optional whitespace and a colon, so the number of ``"\\s*:`` matches
+   is >= the number of members written. If it equals the number of keys orjson kept, nothing
+   was dropped. Only when it is larger (a duplicate, or a string containing ``\\":`` such as an
+   embedded JSON policy) do we re-parse with stdlib ``json`` and an ``object_pairs_hook`` to
+   decide exactly. That re-parse is safe: orjson has already validated the text and our walk has
+   bounded its depth, so stdlib's recursion and number traps cannot fire.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import orjson
+
+from trentd.errors import AWSError
+
+MAX_DEPTH = 64  # far above the deepest KMS input (3) and far below any recursion limit
+
+_MEMBER_RE = re.compile(rb'"[ \t\n\r]*:')
+
+
+def serialization_error(message: str) -> AWSError:
+    return AWSError("SerializationException", message)
+
+
+def loads_object(body: bytes | bytearray | memoryview | None) -> dict:
+    """Parse a request body that must be a JSON object; an empty body means ``{}``."""
+    if not body:
+        return {}
+    try:
+        data = orjson.loads(body)
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        raise serialization_error("Request body is not valid JSON") from None
+    t = type(data)
+    if t is not dict:
+        if t is list:
+            raise serialization_error("Start of list found where not expected")
+        raise serialization_error("Request body must be a JSON object")
+    members = _walk(data)
+    if len(_MEMBER_RE.findall(body)) != members:
+        _reject_duplicates(body)
+    return data
+
+
+def _walk(data: dict) -> int:
+    """Count object members in the whole document; refuse nesting deeper than MAX_DEPTH.
+    Typical requests are one flat object with a small map, so the top level is inlined."""
+    count = len(data)
+    stack = None
+    for v in data.values():
+        t = type(v)
+        if t is dict or t is list:
+            if stack is None:
+                stack = []
+            stack.append((v, 2))
+    if stack is None:
+        return count
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_DEPTH:
+            raise serialization_error(f"JSON nesting exceeds the maximum depth of {MAX_DEPTH}")
+        if type(node) is dict:
+            count += len(node)
+            values = node.values()
+        else:
+            values = node
+        for v in values:
+            t = type(v)
+            if t is dict or t is list:
+                push((v, depth + 1))
+    return count
+
+
+def _no_duplicates(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise serialization_error(f"Duplicate key '{key}' in JSON object")
+            seen.add(key)
+    return out
+
+
+def _reject_duplicates(body) -> None:
+    """Slow path, only reached when the cheap count is inconclusive."""
+    try:
+        json.loads(bytes(body).decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except AWSError:
+        raise
+    except (ValueError, RecursionError):  # unreachable after orjson accepted it; stay a 400
+        raise serialization_error("Request body is not valid JSON") from None
+
+
+def dumps(obj) -> bytes:
+    return orjson.dumps(obj)
+
+
+# ---------------------------------------------------------------- output serialization
+# ``bytes`` -> standard base64 string; timestamps (``datetime``, naive = UTC, or epoch int/float)
+# -> JSON **number** of epoch seconds rounded to milliseconds (AWS's precision; the JS v3 and Go v2
+# SDKs refuse ISO strings, which is what orjson would write for a datetime); ``None`` members are
+# omitted; members not in the model are dropped so internal fields never leak.
+
+Serializer = Callable[[Any], Any]
+
+
+def _blob(value) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _timestamp(value) -> float | int:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return round(value.timestamp(), 3)
+    if type(value) is bool or not isinstance(value, (int, float)):
+        raise TypeError(f"timestamp expected, got {type(value).__name__}")
+    return value
+
+
+class OutputCompiler:
+    """Compiles output shapes into ``serialize(python value) -> JSON-ready value``.
+    ``None`` stands for "pass through unchanged" (strings, numbers, booleans) to save a call."""
+
+    def __init__(self, shapes: dict):
+        self._shapes = shapes
+        self._cache: dict[str, Serializer | None] = {}
+
+    def shape(self, name: str) -> Serializer:
+        ser = self._leaf_or_compound(name)
+        return ser if ser is not None else (lambda v: v)
+
+    def _leaf_or_compound(self, name: str) -> Serializer | None:
+        if name in self._cache:
+            return self._cache[name]
+        self._cache[name] = lambda v: self._cache[name](v)  # recursion stub
+        kind = self._shapes[name]["type"]
+        ser: Serializer | None
+        if kind == "structure":
+            ser = self._structure(name)
+        elif kind == "list":
+            ser = self._list(name)
+        elif kind == "map":
+            ser = self._map(name)
+        elif kind == "blob":
+            ser = _blob
+        elif kind == "timestamp":
+            ser = _timestamp
+        else:
+            ser = None
+        self._cache[name] = ser
+        return ser
+
+    def _structure(self, name: str) -> Serializer:
+        members = tuple(
+            (member, self._leaf_or_compound(spec["shape"]))
+            for member, spec in self._shapes[name]["members"].items()
+        )
+
+        def serialize(value: dict) -> dict:
+            out = {}
+            get = value.get
+            for member, ser in members:
+                v = get(member)
+                if v is not None:
+                    out[member] = v if ser is None else ser(v)
+            return out
+
+        return serialize
+
+    def _list(self, name: str) -> Serializer:
+        ser = self._leaf_or_compound(self._shapes[name]["member"]["shape"])
+        if ser is None:
+            return list
+        return lambda value: [ser(v) for v in value]
+
+    def _map(self, name: str) -> Serializer:
+        ser = self._leaf_or_compound(self._shapes[name]["value"]["shape"])
+        if ser is None:
+            return dict
+        return lambda value: {k: ser(v) for k, v in value.items()}

@@ -1,0 +1,57 @@
+"""Plain records the store reads and writes; the kms layer builds its answers from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class KeyRecord:
+    account: str
+    region: str
+    key_id: str
+    created: float
+    description: str
+    key_spec: str
+    key_usage: str
+    origin: str
+    key_state: str
+    deletion_date: float | None
+    multi_region: bool
+    policy: str
+    current_material: str | None
+
+    @property
+    def arn(self) -> str:
+        return key_arn(self.account, self.region, self.key_id)
+
+    @property
+    def enabled(self) -> bool:
+        return self.key_state == "Enabled"
+
+
+@dataclass
+class AliasRecord:
+    account: str
+    region: str
+    name: str
+    key_id: str
+    created: float
+    updated: float
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account}:{self.name}"
+
+
+@dataclass
+class PrincipalRecord:
+    arn: str
+    account: str
+    name: str
+    kind: str
+    created: float
+
+
+def key_arn(account: str, region: str, key_id: str) -> str:
+    return f"arn:aws:kms:{region}:{account}:key/{key_id}"

@@ -1,0 +1,136 @@
+"""The embedded SQLite store: WAL, durable commits, one connection per thread.
+
+Discipline (DESIGN.md): autocommit connections, ``BEGIN IMMEDIATE`` for every write so two
+writers never deadlock on a lock upgrade, ``busy_timeout`` for waiting on other processes, and a
+deadline on every transaction (a progress handler interrupts a statement that runs too long).
+Callers run these methods on a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from .tx import Tx
+
+
+class StoreUnavailable(Exception):
+    """The database could not answer in time or at all; the request gets a retryable 5xx."""
+
+
+class Duplicate(Exception):
+    """A unique constraint refused the write (e.g. an alias name already taken)."""
+
+
+def migrations() -> list[tuple[int, str]]:
+    folder = resources.files("trentd.store") / "migrations"
+    found = [(int(f.name.split("_", 1)[0]), f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql")]
+    return sorted(found)
+
+
+class SQLiteStore:
+    kind = "sqlite"
+
+    def __init__(self, path: Path, deadline_seconds: float = 5.0):
+        self.path = Path(path)
+        self.deadline_seconds = deadline_seconds
+        self._local = threading.local()
+
+    # --- connections ----------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=self.deadline_seconds)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: an acknowledged commit survives power loss, not only a process crash.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(self.deadline_seconds * 1000)}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def read_meta(self, name: str) -> str | None:
+        """One value read outside any transaction, on a connection of its own, so it is safe to
+        call while this thread holds a transaction (the service clock does)."""
+        conn = getattr(self._local, "side", None)
+        if conn is None:
+            conn = self._local.side = self._connect()
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        except sqlite3.Error as exc:
+            self._local.side = None
+            raise StoreUnavailable(f"sqlite: {exc}") from None
+        return row[0] if row else None
+
+    def _discard(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    @contextmanager
+    def _transaction(self, begin: str):
+        conn = self._conn()
+        if conn.in_transaction:
+            raise RuntimeError("nested store transaction on one thread")
+        deadline = time.monotonic() + self.deadline_seconds
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        try:
+            conn.execute(begin)
+            try:
+                yield Tx(conn, conn.execute)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            raise Duplicate(str(exc)) from None
+        except sqlite3.Error as exc:
+            self._discard()
+            raise StoreUnavailable(f"sqlite: {exc}") from None
+        finally:
+            if getattr(self._local, "conn", None) is conn:
+                conn.set_progress_handler(None, 0)
+
+    def write(self):
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def read(self):
+        return self._transaction("BEGIN")
+
+    # --- schema ---------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._conn()
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        applied = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for version, sql in migrations():
+                if version in done:
+                    continue
+                for statement in filter(str.strip, sql.split(";")):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+                applied.append(version)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return applied
+
+    def close(self) -> None:
+        self._discard()

@@ -1,0 +1,225 @@
+"""Domain reads and writes, one short SQL statement each, run inside a transaction.
+
+The SQL is portable (``?`` placeholders; the PostgreSQL engine rewrites them), so both engines
+share this class and differ only in how they connect and begin transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .records import AliasRecord, KeyRecord, PrincipalRecord
+
+_KEY_COLUMNS = (
+    "account, region, key_id, created, description, key_spec, key_usage, origin, key_state, "
+    "deletion_date, multi_region, policy, current_material"
+)
+
+
+def _key(row) -> KeyRecord:
+    rec = KeyRecord(*row)
+    rec.multi_region = bool(rec.multi_region)
+    return rec
+
+
+class Tx:
+    def __init__(self, conn, execute):
+        self.conn = conn
+        self._execute = execute
+
+    def q(self, sql: str, params: Iterable = ()):
+        return self._execute(sql, tuple(params))
+
+    def one(self, sql: str, params: Iterable = ()):
+        return self.q(sql, params).fetchone()
+
+    # --- meta -----------------------------------------------------------------------------
+    def get_meta(self, name: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE name = ?", (name,))
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        self.q(
+            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # --- keys -----------------------------------------------------------------------------
+    def get_key(self, account: str, region: str, key_id: str) -> KeyRecord | None:
+        row = self.one(
+            f"SELECT {_KEY_COLUMNS} FROM keys WHERE account = ? AND region = ? AND key_id = ?",
+            (account, region, key_id),
+        )
+        return _key(row) if row else None
+
+    def insert_key(self, key: KeyRecord) -> None:
+        self.q(
+            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key.account, key.region, key.key_id, key.created, key.description, key.key_spec,
+                key.key_usage, key.origin, key.key_state, key.deletion_date, int(key.multi_region),
+                key.policy, key.current_material,
+            ),
+        )
+
+    def update_key(self, key: KeyRecord, **changes) -> None:
+        """Write the named fields and apply them to ``key`` so the caller's copy stays current."""
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        self.q(
+            f"UPDATE keys SET {assignments} WHERE account = ? AND region = ? AND key_id = ?",
+            (*changes.values(), key.account, key.region, key.key_id),
+        )
+        for name, value in changes.items():
+            setattr(key, name, value)
+
+    def list_keys(self, account: str, region: str, after: str, limit: int) -> list[KeyRecord]:
+        rows = self.q(
+            f"SELECT {_KEY_COLUMNS} FROM keys WHERE account = ? AND region = ? AND key_id > ? "
+            "ORDER BY key_id LIMIT ?",
+            (account, region, after, limit),
+        ).fetchall()
+        return [_key(r) for r in rows]
+
+    def count_keys(self, account: str, region: str) -> int:
+        return self.one("SELECT count(*) FROM keys WHERE account = ? AND region = ?", (account, region))[0]
+
+    def keys_due_for_deletion(self, now: float, limit: int = 100) -> list[KeyRecord]:
+        rows = self.q(
+            f"SELECT {_KEY_COLUMNS} FROM keys WHERE deletion_date IS NOT NULL AND deletion_date <= ? "
+            "ORDER BY deletion_date LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [_key(r) for r in rows]
+
+    def delete_key(self, key: KeyRecord) -> None:
+        """Remove a key with its aliases and tags; its material goes when no Region holds the key."""
+        where = "account = ? AND region = ? AND key_id = ?"
+        params = (key.account, key.region, key.key_id)
+        for table in ("aliases", "tags", "keys"):
+            self.q(f"DELETE FROM {table} WHERE {where}", params)
+        if not self.one("SELECT 1 FROM keys WHERE account = ? AND key_id = ?", (key.account, key.key_id)):
+            self.q("DELETE FROM key_materials WHERE account = ? AND key_id = ?", (key.account, key.key_id))
+
+    # --- key material ---------------------------------------------------------------------
+    def insert_material(self, account: str, key_id: str, material_id: str, wrapped: bytes, created: float) -> None:
+        self.q(
+            "INSERT INTO key_materials (account, key_id, material_id, wrapped, created) VALUES (?, ?, ?, ?, ?)",
+            (account, key_id, material_id, wrapped, created),
+        )
+
+    def get_material(self, account: str, key_id: str, material_id: str) -> bytes | None:
+        row = self.one(
+            "SELECT wrapped FROM key_materials WHERE account = ? AND key_id = ? AND material_id = ?",
+            (account, key_id, material_id),
+        )
+        return bytes(row[0]) if row else None
+
+    # --- aliases --------------------------------------------------------------------------
+    def get_alias(self, account: str, region: str, name: str) -> AliasRecord | None:
+        row = self.one(
+            "SELECT account, region, name, key_id, created, updated FROM aliases "
+            "WHERE account = ? AND region = ? AND name = ?",
+            (account, region, name),
+        )
+        return AliasRecord(*row) if row else None
+
+    def insert_alias(self, alias: AliasRecord) -> None:
+        self.q(
+            "INSERT INTO aliases (account, region, name, key_id, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+            (alias.account, alias.region, alias.name, alias.key_id, alias.created, alias.updated),
+        )
+
+    def retarget_alias(self, alias: AliasRecord, key_id: str, now: float) -> None:
+        self.q(
+            "UPDATE aliases SET key_id = ?, updated = ? WHERE account = ? AND region = ? AND name = ?",
+            (key_id, now, alias.account, alias.region, alias.name),
+        )
+
+    def delete_alias(self, alias: AliasRecord) -> None:
+        self.q(
+            "DELETE FROM aliases WHERE account = ? AND region = ? AND name = ?",
+            (alias.account, alias.region, alias.name),
+        )
+
+    def list_aliases(self, account: str, region: str, after: str, limit: int, key_id: str | None = None):
+        sql = "SELECT account, region, name, key_id, created, updated FROM aliases WHERE account = ? AND region = ? AND name > ?"
+        params: list = [account, region, after]
+        if key_id is not None:
+            sql += " AND key_id = ?"
+            params.append(key_id)
+        rows = self.q(sql + " ORDER BY name LIMIT ?", (*params, limit)).fetchall()
+        return [AliasRecord(*r) for r in rows]
+
+    def count_aliases(self, account: str, region: str, key_id: str) -> int:
+        return self.one(
+            "SELECT count(*) FROM aliases WHERE account = ? AND region = ? AND key_id = ?", (account, region, key_id)
+        )[0]
+
+    # --- tags -----------------------------------------------------------------------------
+    def get_tags(self, key: KeyRecord) -> dict[str, str]:
+        rows = self.q(
+            "SELECT tag_key, tag_value FROM tags WHERE account = ? AND region = ? AND key_id = ? ORDER BY tag_key",
+            (key.account, key.region, key.key_id),
+        ).fetchall()
+        return dict(rows)
+
+    def put_tag(self, key: KeyRecord, tag_key: str, tag_value: str) -> None:
+        self.q(
+            "INSERT INTO tags (account, region, key_id, tag_key, tag_value) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (account, region, key_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+            (key.account, key.region, key.key_id, tag_key, tag_value),
+        )
+
+    def delete_tag(self, key: KeyRecord, tag_key: str) -> None:
+        self.q(
+            "DELETE FROM tags WHERE account = ? AND region = ? AND key_id = ? AND tag_key = ?",
+            (key.account, key.region, key.key_id, tag_key),
+        )
+
+    # --- principals and access keys -------------------------------------------------------
+    def get_principal(self, arn: str) -> PrincipalRecord | None:
+        row = self.one("SELECT arn, account, name, kind, created FROM principals WHERE arn = ?", (arn,))
+        return PrincipalRecord(*row) if row else None
+
+    def insert_principal(self, p: PrincipalRecord) -> None:
+        self.q(
+            "INSERT INTO principals (arn, account, name, kind, created) VALUES (?, ?, ?, ?, ?)",
+            (p.arn, p.account, p.name, p.kind, p.created),
+        )
+
+    def list_principals(self) -> list[PrincipalRecord]:
+        rows = self.q("SELECT arn, account, name, kind, created FROM principals ORDER BY arn").fetchall()
+        return [PrincipalRecord(*r) for r in rows]
+
+    def delete_principal(self, arn: str) -> None:
+        for table, column in (("access_keys", "principal_arn"), ("identity_policies", "principal_arn"), ("principals", "arn")):
+            self.q(f"DELETE FROM {table} WHERE {column} = ?", (arn,))
+
+    def put_identity_policy(self, arn: str, name: str, document: str) -> None:
+        self.q(
+            "INSERT INTO identity_policies (principal_arn, name, document) VALUES (?, ?, ?) "
+            "ON CONFLICT (principal_arn, name) DO UPDATE SET document = excluded.document",
+            (arn, name, document),
+        )
+
+    def identity_policies(self, arn: str) -> dict[str, str]:
+        return dict(self.q("SELECT name, document FROM identity_policies WHERE principal_arn = ?", (arn,)).fetchall())
+
+    def insert_access_key(self, access_key_id: str, principal_arn: str, wrapped_secret: bytes, created: float) -> None:
+        self.q(
+            "INSERT INTO access_keys (access_key_id, principal_arn, wrapped_secret, created) VALUES (?, ?, ?, ?)",
+            (access_key_id, principal_arn, wrapped_secret, created),
+        )
+
+    def get_access_key(self, access_key_id: str) -> tuple[str, bytes] | None:
+        row = self.one("SELECT principal_arn, wrapped_secret FROM access_keys WHERE access_key_id = ?", (access_key_id,))
+        return (row[0], bytes(row[1])) if row else None
+
+    def list_access_keys(self, principal_arn: str | None = None) -> list[tuple[str, str, float]]:
+        sql = "SELECT access_key_id, principal_arn, created FROM access_keys"
+        if principal_arn is None:
+            return self.q(sql + " ORDER BY access_key_id").fetchall()
+        return self.q(sql + " WHERE principal_arn = ? ORDER BY access_key_id", (principal_arn,)).fetchall()
+
+    def delete_access_key(self, access_key_id: str) -> int:
+        return self.q("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,)).rowcount
