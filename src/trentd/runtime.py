@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .auth import principals
 from .clock import ServiceClock
+from .kms.authorize import Authorizer
 from .kms.service import Service
 from .store import rootkey
 from .store.sqlite import SQLiteStore
@@ -78,7 +79,8 @@ def open_runtime(settings: Settings, *, announce=print) -> Runtime:
             canary = tx.get_meta(CANARY_META)
         rootkey.check_canary(root_key, base64.b64decode(canary))
     clock = ServiceClock(store, settings.clock_movable)
-    return Runtime(settings, store, root_key, clock, Service(store, root_key, clock))
+    service = Service(store, root_key, clock, Authorizer(store, dev=settings.dev))
+    return Runtime(settings, store, root_key, clock, service)
 
 
 def _first_start(settings: Settings, store, root_key, data_dir: Path, announce) -> None:

@@ -20,8 +20,8 @@ MessageType DIGEST "KMS still performs the SHA-512 prehash described in Step 1 o
 in FIPS 186-5. This means the input is hashed twice: once by you and once by KMS." So the 64-byte
 Message D is the *message* of HashEdDSA, not PH(M): the signature is RFC 8032 Ed25519ph (phflag 1,
 empty context) with PH(D) = SHA-512(D). For D = SHA-512(M) a standard Ed25519ph verifier checks it
-against the message D (equivalently PH input SHA-512(SHA-512(M))), not against M. Emulators that
-measured real KMS (Bouncy Castle's Ed25519phSigner fed D) agree.
+against the message D (PH input SHA-512(SHA-512(M))), not against M. The emulator floci, whose
+Ed25519 rules were checked against real KMS, does the same (Bouncy Castle's Ed25519phSigner over D).
 
 Speed: parsed private keys are kept in a bounded LRU keyed by (spec, material). OpenSSL validates
 an RSA key when it loads it (35 ms for RSA-2048, 250 ms for RSA-4096: far more than a signature),

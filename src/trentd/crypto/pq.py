@@ -6,11 +6,11 @@ ML-DSA-44/65/87 and ML-KEM-768/1024 run on `cryptography`; their private keys ar
 ML-KEM-512 is missing from `cryptography` 50, so it runs on `pqcrypto` (Rust, one wheel, FIPS 203
 final; it checks encapsulation and decapsulation keys as FIPS 203 §7.2/§7.3 require). `pqcrypto`
 generates keys only from its own randomness and cannot expand a seed, so an ML-KEM-512 private key
-is PKCS#8 in the **expandedKey** form of the ML-KEM private key CHOICE (draft-ietf-lamps-kyber-
-certificates / RFC 9935): an OCTET STRING holding the 1632-byte FIPS 203 decapsulation key
+is PKCS#8 in the **expandedKey** form of the ML-KEM private key CHOICE (IETF LAMPS "ML-KEM in
+X.509", draft-ietf-lamps-kyber-certificates): an OCTET STRING holding the 1632-byte FIPS 203 key
 dk = dk_PKE ‖ ek ‖ H(ek) ‖ z. Algorithm id-alg-ml-kem-512 (2.16.840.1.101.3.4.4.1) without
 parameters, in the SPKI too. That differs from AWS, whose GenerateDataKeyPair returns the seed
-form for all three sizes; OpenSSL 3.5+ and Bouncy Castle read both forms.
+form for all three sizes; OpenSSL 3.5+ reads both forms.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ serialize the answer from the model.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,8 @@ from ..kms import api
 from ..protocol.model import error_body, load_service
 from ..runtime import Runtime
 from ..store.rootkey import RootKeyError
-from ..store.sqlite import StoreUnavailable
+from ..store.errors import StoreUnavailable
+from . import sts
 
 log = logging.getLogger("trentd.http")
 
@@ -91,33 +93,43 @@ class TrentApp:
             return await self._clock(scope, receive, send)
         await respond(send, 404, b'{"message":"Not Found"}', b"application/json")
 
-    # --- the KMS API ----------------------------------------------------------------------
+    # --- the API: KMS (JSON 1.1) or STS (Query), chosen by the credential scope -----------------
     async def _api(self, scope, receive, send):
         request_id = str(uuid.uuid4())
+        headers = sigv4.normalize_headers(scope["headers"])
+        # Until the scope is known, a form-encoded body marks an STS caller expecting XML errors.
+        sts_call = sts.is_sts_request(headers)
         try:
-            out = await self._call(scope, receive, request_id)
+            body = await read_body(scope, receive)
+            cred = sigv4.parse(headers, now=datetime.now(timezone.utc), max_skew_seconds=self.settings.max_clock_skew)
+            sts_call = cred.service == "sts"
+            caller = await self._authenticate(scope, headers, body, cred, request_id)
+            if sts_call:
+                out = sts.dispatch(caller, sts.parse_form(body), request_id)
+            else:
+                out = await self._kms(caller, headers, body)
             status = 200
-        except AWSError as err:
-            status, out = err.status, error_body(err)
         except ConnectionError:
             return
-        except StoreUnavailable as exc:
-            log.warning("store unavailable: %s", exc)
-            status, out = 500, error_body(AWSError("DependencyTimeoutException", "The database did not answer in time."))
-        except RootKeyError as exc:
-            log.error("root key failure: %s", exc)
-            status, out = 500, error_body(internal())
-        except Exception:  # never a traceback to the client
-            log.exception("unexpected error in request %s", request_id)
-            status, out = 500, error_body(internal())
-        await respond(send, status, out, request_id=request_id)
+        except Exception as exc:  # every failure becomes an AWS-shaped answer, never a traceback
+            err = self._as_aws_error(exc, request_id)
+            status, out = sts.error(err, request_id) if sts_call else (err.status, error_body(err))
+        await respond(send, status, out, sts.XML_TYPE if sts_call else JSON_TYPE, request_id)
 
-    async def _call(self, scope, receive, request_id: str) -> bytes:
-        body = await read_body(scope, receive)
-        headers = sigv4.normalize_headers(scope["headers"])
-        cred = sigv4.parse(headers, now=datetime.now(timezone.utc), max_skew_seconds=self.settings.max_clock_skew)
-        if cred.service != "kms":
-            raise AWSError("InvalidSignatureException", "Credential should be scoped to correct service: 'kms'.")
+    @staticmethod
+    def _as_aws_error(exc: Exception, request_id: str) -> AWSError:
+        if isinstance(exc, AWSError):
+            return exc
+        if isinstance(exc, StoreUnavailable):
+            log.warning("store unavailable: %s", exc)
+            return AWSError("DependencyTimeoutException", "The database did not answer in time.")
+        if isinstance(exc, RootKeyError):
+            log.error("root key failure: %s", exc)
+        else:
+            log.exception("unexpected error in request %s", request_id)
+        return internal()
+
+    async def _authenticate(self, scope, headers, body: bytes, cred, request_id: str):
         client = scope.get("client")
         authenticate = lambda: self.authenticator.authenticate(  # noqa: E731
             cred, method=scope["method"], path=scope.get("raw_path") or scope["path"].encode(),
@@ -125,9 +137,10 @@ class TrentApp:
             source_ip=client[0] if client else None, user_agent=headers.get("user-agent"),
             secure=scope.get("scheme") == "https")
         if self.authenticator.needs_lookup(cred):
-            caller = await asyncio.get_running_loop().run_in_executor(self.executor, authenticate)
-        else:
-            caller = authenticate()
+            return await asyncio.get_running_loop().run_in_executor(self.executor, authenticate)
+        return authenticate()
+
+    async def _kms(self, caller, headers, body: bytes) -> bytes:
         name = self._operation_name(headers.get("x-amz-target", ""))
         operation = self.kms_model.operation(name)
         handler = api.OPERATIONS.get(name)
@@ -136,6 +149,7 @@ class TrentApp:
         if handler is None:
             raise AWSError("UnsupportedOperationException", f"{name} is not supported by trentd yet.")
         request = operation.parse(body)
+        caller = dataclasses.replace(caller, operation=name, request=request)
         result = await asyncio.get_running_loop().run_in_executor(
             self.executor, handler, self.service, caller, request)
         return operation.serialize(result)

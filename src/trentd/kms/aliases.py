@@ -9,20 +9,23 @@ from __future__ import annotations
 from ..crypto import specs
 from ..errors import AWSError, not_found, validation
 from ..store.records import AliasRecord
-from ..store.sqlite import Duplicate
+from ..store.errors import Duplicate
 from .paging import decode_marker, page
 from .service import operation
 
 MAX_ALIASES_PER_KEY = 50
 
 
-def _check_name(caller, name: str) -> None:
+def _check_name(svc, caller, name: str) -> None:
+    """Name rules, then the IAM half of alias permissions: AWS checks kms:<op> on the alias
+    ARN against identity policies (and on the key against the key policy, in _target)."""
     if not name.startswith("alias/"):
         raise validation('Alias must start with the prefix "alias/". '
                          "Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html")
     if name.startswith("alias/aws/"):
         # Reserved for AWS managed keys; AWS answers NotAuthorizedException without a message.
         raise AWSError("NotAuthorizedException")
+    svc.authorize_account(caller, resource=caller.alias_arn(name))
 
 
 def _target(svc, tx, caller, target_key_id: str):
@@ -44,7 +47,7 @@ def _existing(svc, tx, caller, name: str) -> AliasRecord:
 @operation("CreateAlias")
 def create_alias(svc, caller, req):
     name = req["AliasName"]
-    _check_name(caller, name)
+    _check_name(svc, caller, name)
     exists = AWSError("AlreadyExistsException", f"An alias with the name {caller.alias_arn(name)} already exists")
     try:
         with svc.store.write() as tx:
@@ -70,11 +73,12 @@ def _kind(key) -> tuple[str, str]:
 @operation("UpdateAlias")
 def update_alias(svc, caller, req):
     name = req["AliasName"]
-    _check_name(caller, name)
+    _check_name(svc, caller, name)
     with svc.store.write() as tx:
         alias = _existing(svc, tx, caller, name)
         key = _target(svc, tx, caller, req["TargetKeyId"])
         current = tx.get_key(alias.account, alias.region, alias.key_id)
+        svc.authorize(tx, caller, current, caller.action)
         if _kind(current) != _kind(key):
             raise validation(
                 f"Alias {name} cannot be changed from a {' '.join(_kind(current))} key to a "
@@ -85,17 +89,20 @@ def update_alias(svc, caller, req):
 @operation("DeleteAlias")
 def delete_alias(svc, caller, req):
     name = req["AliasName"]
-    _check_name(caller, name)
+    _check_name(svc, caller, name)
     with svc.store.write() as tx:
-        tx.delete_alias(_existing(svc, tx, caller, name))
+        alias = _existing(svc, tx, caller, name)
+        svc.authorize(tx, caller, tx.get_key(alias.account, alias.region, alias.key_id), caller.action)
+        tx.delete_alias(alias)
 
 
 @operation("ListAliases")
 def list_aliases(svc, caller, req):
+    svc.authorize_account(caller)
     limit = req.get("Limit", 50)
     after = decode_marker(req.get("Marker"))
     with svc.store.read() as tx:
-        key_id = svc.resolve(tx, caller, req["KeyId"]).key_id if "KeyId" in req else None
+        key_id = svc.resolve(tx, caller, req["KeyId"], authorize=False).key_id if "KeyId" in req else None
         rows = tx.list_aliases(caller.account, caller.region, after, limit + 1, key_id)
         rows = [a for a in rows if svc.live_key(tx, a.account, a.region, a.key_id) is not None]
     rows, more = page(rows, limit, lambda a: a.name)

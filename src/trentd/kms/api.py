@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import aliases, encryption, keys, policies, tags  # noqa: F401  (registration)
+from . import agreement, aliases, datakeys, encryption, grants, keys, mac, policies, signing, tags  # noqa: F401
 from .service import OPERATIONS
 
 __all__ = ["OPERATIONS", "run_background_jobs"]

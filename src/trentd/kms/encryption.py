@@ -1,4 +1,4 @@
-"""Encryption: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext), GenerateRandom.
+"""Encryption: Encrypt, Decrypt, ReEncrypt, GenerateRandom (data keys are in datakeys.py).
 
 Symmetric ciphertext names its key and key material in a clear header (crypto/envelope.py), so
 Decrypt needs no KeyId; asymmetric ciphertext is raw RSA-OAEP, so Decrypt needs the KeyId and the
@@ -7,27 +7,30 @@ algorithm. ``seal`` and ``open_blob`` are the two halves every operation here sh
 
 from __future__ import annotations
 
+import re
 import secrets
 
-from ..crypto import envelope, specs
+from ..crypto import asymmetric, envelope, specs
 from ..errors import AWSError, invalid_ciphertext, validation
 from ..store.records import KeyRecord
 from .paging import dry_run
 from .service import Service, operation
 
 SYMMETRIC = "SYMMETRIC_DEFAULT"
-DATA_KEY_BYTES = {"AES_128": 16, "AES_256": 32}
+_DECRYPT_ACTION = {"ReEncrypt": "kms:ReEncryptFrom"}  # the half of ReEncrypt that decrypts
 UNKNOWN_KEY_MESSAGE = (
     "The ciphertext refers to a customer master key that does not exist, does not exist in this region, "
     "or you are not allowed to access."
 )
+# Key ids trentd can issue; a header naming anything else is garbage, not a key reference.
+_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
-def _symmetric(key: KeyRecord) -> bool:
+def is_symmetric(key: KeyRecord) -> bool:
     return specs.KEY_SPECS[key.key_spec].symmetric
 
 
-def _reject_recipient(req: dict) -> None:
+def reject_recipient(req: dict) -> None:
     if "Recipient" in req:
         raise AWSError("UnsupportedOperationException",
                        "Recipient (Nitro Enclaves attestation) is not supported by trentd.")
@@ -41,36 +44,40 @@ def _check_encrypt_key(svc: Service, key: KeyRecord, algorithm: str, operation_n
 
 def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm: str) -> tuple[bytes, str | None]:
     """Encrypt under ``key``'s current material: (ciphertext blob, key material id or None)."""
-    material = svc.material(tx, key.account, key.key_id, key.current_material)
-    if _symmetric(key):
+    material = svc.current_material(tx, key)
+    if is_symmetric(key):
         header = envelope.Header(key.account, key.key_id, bytes.fromhex(key.current_material))
         return envelope.encrypt(header, material, plaintext, context), key.current_material
     if context:
         raise validation("EncryptionContext is not supported with asymmetric KMS keys.")
-    from ..crypto import asymmetric
-
     return asymmetric.encrypt(key.key_spec, material, algorithm, plaintext), None
 
 
 def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, named: KeyRecord | None,
               operation_name: str) -> tuple[KeyRecord, bytes, str | None]:
     """Decrypt a blob: (key that decrypted it, plaintext, key material id or None)."""
-    if named is not None and not _symmetric(named):
+    if named is not None and not is_symmetric(named):
         _check_encrypt_key(svc, named, algorithm, operation_name)
         if context:
             raise validation("EncryptionContext is not supported with asymmetric KMS keys.")
-        from ..crypto import asymmetric
-
-        material = svc.material(tx, named.account, named.key_id, named.current_material)
+        material = svc.current_material(tx, named)
         return named, asymmetric.decrypt(named.key_spec, material, algorithm, blob), None
     try:
         header = envelope.read_header(blob)
     except envelope.MalformedCiphertext:
         raise invalid_ciphertext() from None
+    if not _KEY_ID.fullmatch(header.key_id):
+        raise invalid_ciphertext()
     key = svc.live_key(tx, header.account, caller.region, header.key_id)
-    # One answer for "no such key" and "not yours": a ciphertext is no existence oracle.
-    if key is None or not svc.may_see(caller, key):
+    # One answer for "no such key" and "not allowed": a ciphertext is no existence oracle.
+    if key is None:
         raise AWSError("AccessDeniedException", UNKNOWN_KEY_MESSAGE)
+    try:
+        svc.authorize(tx, caller, key, _DECRYPT_ACTION.get(operation_name, caller.action))
+    except AWSError as err:
+        if err.code != "AccessDeniedException":
+            raise
+        raise AWSError("AccessDeniedException", UNKNOWN_KEY_MESSAGE) from None
     if named is not None and (named.account, named.key_id) != (key.account, key.key_id):
         raise AWSError("IncorrectKeyException",
                        "The key ID in the request does not identify a CMK that can perform this operation.")
@@ -85,7 +92,7 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
         raise invalid_ciphertext() from None
 
 
-def _with_material_id(out: dict, material_id: str | None, name: str = "KeyMaterialId") -> dict:
+def with_material_id(out: dict, material_id: str | None, name: str = "KeyMaterialId") -> dict:
     if material_id is not None:
         out[name] = material_id
     return out
@@ -108,7 +115,7 @@ def _ignoring_ciphertext(req: dict) -> bool:
 
 @operation("Decrypt")
 def decrypt(svc, caller, req):
-    _reject_recipient(req)
+    reject_recipient(req)
     algorithm = req.get("EncryptionAlgorithm", SYMMETRIC)
     with svc.store.read() as tx:
         named = svc.resolve(tx, caller, req["KeyId"], aliases=True) if "KeyId" in req else None
@@ -124,7 +131,7 @@ def decrypt(svc, caller, req):
             svc, tx, caller, req["CiphertextBlob"], req.get("EncryptionContext"), algorithm, named, "Decrypt")
         dry_run(req)
     out = {"KeyId": key.arn, "Plaintext": plaintext, "EncryptionAlgorithm": algorithm}
-    return _with_material_id(out, material_id)
+    return with_material_id(out, material_id)
 
 
 @operation("ReEncrypt")
@@ -132,8 +139,10 @@ def re_encrypt(svc, caller, req):
     source_algorithm = req.get("SourceEncryptionAlgorithm", SYMMETRIC)
     destination_algorithm = req.get("DestinationEncryptionAlgorithm", SYMMETRIC)
     with svc.store.read() as tx:
-        named = svc.resolve(tx, caller, req["SourceKeyId"], aliases=True) if "SourceKeyId" in req else None
-        destination = svc.resolve(tx, caller, req["DestinationKeyId"], aliases=True)
+        named = None
+        if "SourceKeyId" in req:
+            named = svc.resolve(tx, caller, req["SourceKeyId"], aliases=True, action="kms:ReEncryptFrom")
+        destination = svc.resolve(tx, caller, req["DestinationKeyId"], aliases=True, action="kms:ReEncryptTo")
         if _ignoring_ciphertext(req):
             if named is None:
                 raise validation("SourceKeyId is required when DryRunModifiers contains IGNORE_CIPHERTEXT.")
@@ -154,49 +163,16 @@ def re_encrypt(svc, caller, req):
         "SourceEncryptionAlgorithm": source_algorithm,
         "DestinationEncryptionAlgorithm": destination_algorithm,
     }
-    _with_material_id(out, source_material, "SourceKeyMaterialId")
-    return _with_material_id(out, destination_material, "DestinationKeyMaterialId")
-
-
-def _data_key_length(req: dict) -> int:
-    if ("KeySpec" in req) == ("NumberOfBytes" in req):
-        raise validation("Please specify either number of bytes or key spec.")
-    return DATA_KEY_BYTES[req["KeySpec"]] if "KeySpec" in req else req["NumberOfBytes"]
-
-
-def _generate_data_key(svc, caller, req, operation_name: str) -> dict:
-    _reject_recipient(req)
-    length = _data_key_length(req)
-    with svc.store.read() as tx:
-        key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
-        svc.require_usable(key)
-        if not _symmetric(key):
-            raise AWSError("InvalidKeyUsageException",
-                           f"{key.arn} key spec is {key.key_spec} which is not valid for {operation_name}.")
-        svc.require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
-        dry_run(req)
-        plaintext = secrets.token_bytes(length)
-        blob, material_id = seal(svc, tx, key, plaintext, req.get("EncryptionContext"), SYMMETRIC)
-    return _with_material_id({"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn}, material_id)
-
-
-@operation("GenerateDataKey")
-def generate_data_key(svc, caller, req):
-    return _generate_data_key(svc, caller, req, "GenerateDataKey")
-
-
-@operation("GenerateDataKeyWithoutPlaintext")
-def generate_data_key_without_plaintext(svc, caller, req):
-    out = _generate_data_key(svc, caller, req, "GenerateDataKeyWithoutPlaintext")
-    del out["Plaintext"]
-    return out
+    with_material_id(out, source_material, "SourceKeyMaterialId")
+    return with_material_id(out, destination_material, "DestinationKeyMaterialId")
 
 
 @operation("GenerateRandom")
 def generate_random(svc, caller, req):
-    _reject_recipient(req)
+    reject_recipient(req)
     if "NumberOfBytes" not in req:
         raise validation("NumberOfBytes is required.")
+    svc.authorize_account(caller)
     if "CustomKeyStoreId" in req:
         raise AWSError("CustomKeyStoreNotFoundException",
                        f"Custom key store {req['CustomKeyStoreId']} does not exist.")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from ..crypto import specs
+from ..crypto import asymmetric, specs
 from ..errors import AWSError, invalid_state, validation
 from ..store.records import KeyRecord
 from .paging import decode_marker, page
-from .policies import check_policy, default_policy
+from .policies import check_lockout, check_policy, default_policy
 from .service import operation
 from .tags import check_new_tags
 
@@ -65,8 +65,6 @@ def _spec_and_usage(req: dict) -> tuple[specs.KeySpec, str]:
 def _generate_material(spec: specs.KeySpec) -> bytes:
     if spec.symmetric:
         return secrets.token_bytes(spec.details["key_bytes"])
-    from ..crypto import asymmetric  # the non-symmetric families live there
-
     return asymmetric.generate_material(spec.name)
 
 
@@ -79,7 +77,7 @@ def create_key(svc, caller, req):
     if req.get("MultiRegion") or req.get("CustomKeyStoreId") or req.get("XksKeyId"):
         raise AWSError("UnsupportedOperationException",
                        "Multi-Region keys and custom key stores are not supported by trentd yet.")
-    policy = check_policy(req["Policy"]) if "Policy" in req else default_policy(caller.account)
+    svc.authorize_account(caller)
     tags = check_new_tags(req.get("Tags", []))
     material = _generate_material(spec)  # before the transaction: RSA generation is slow
     key_id = str(uuid.uuid4())
@@ -91,8 +89,12 @@ def create_key(svc, caller, req):
         key = KeyRecord(
             account=caller.account, region=caller.region, key_id=key_id, created=svc.clock.now(),
             description=req.get("Description", ""), key_spec=spec.name, key_usage=usage, origin=origin,
-            key_state="Enabled", deletion_date=None, multi_region=False, policy=policy, current_material=None,
+            key_state="Enabled", deletion_date=None, multi_region=False, policy=default_policy(caller.account),
+            current_material=None,
         )
+        if "Policy" in req:
+            key.policy = check_policy(svc, tx, caller, req["Policy"])
+            check_lockout(svc, tx, caller, key, key.policy)
         key.current_material = svc.new_material(tx, caller.account, key_id, material)
         tx.insert_key(key)
         for tag_key, tag_value in tags.items():
@@ -109,6 +111,7 @@ def describe_key(svc, caller, req):
 
 @operation("ListKeys")
 def list_keys(svc, caller, req):
+    svc.authorize_account(caller)
     limit = req.get("Limit", 100)
     after = decode_marker(req.get("Marker"))
     with svc.store.read() as tx:

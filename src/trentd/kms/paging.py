@@ -13,7 +13,12 @@ def decode_marker(marker: str | None) -> str:
     if marker is None:
         return ""
     try:
-        return base64.urlsafe_b64decode(marker.encode("ascii")).decode("utf-8")
+        # validate=True: urlsafe_b64decode silently drops non-alphabet characters, so "!!!"
+        # would decode to "" and restart the listing instead of being refused.
+        after = base64.b64decode(marker.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+        if not after:
+            raise ValueError("empty marker")
+        return after
     except (binascii.Error, UnicodeError, ValueError):
         raise AWSError("InvalidMarkerException", "Invalid marker") from None
 

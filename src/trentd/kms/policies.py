@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
+from ..auth import policy as policy_language
 from ..errors import AWSError, not_found
+from .context_keys import condition_context
 from .paging import dry_run
 from .service import operation
 
@@ -30,23 +30,29 @@ def default_policy(account: str) -> str:
     )
 
 
-def check_policy(text: str) -> str:
-    """Validate a policy document and return it verbatim (AWS stores policies as given)."""
+def check_policy(svc, tx, caller, text: str) -> str:
+    """Validate a key policy (size, JSON, policy grammar, principals that exist) and return it
+    verbatim: AWS stores and returns policies exactly as given."""
     if len(text.encode("utf-8")) > POLICY_MAX_BYTES:
         raise AWSError("LimitExceededException", "Policy exceeds the maximum size of 32768 bytes.")
-    try:
-        document = json.loads(text)
-    except ValueError:
-        raise AWSError("MalformedPolicyDocumentException", "The new key policy is not valid JSON.") from None
-    if not isinstance(document, dict):
-        raise AWSError("MalformedPolicyDocumentException", "The new key policy must be a JSON object.")
-    statements = document.get("Statement")
-    if statements is None:
-        raise AWSError("MalformedPolicyDocumentException", "Policy is missing required element - Statement.")
-    for statement in statements if isinstance(statements, list) else [statements]:
-        if not isinstance(statement, dict) or statement.get("Effect") not in ("Allow", "Deny"):
-            raise AWSError("MalformedPolicyDocumentException", "Policy statements must have an Effect of Allow or Deny.")
+    policy_language.parse_policy(text, resource_policy=True,
+                                 principal_exists=lambda arn: svc.principal_exists(tx, arn))
     return text
+
+
+def check_lockout(svc, tx, caller, key, text: str) -> None:
+    """The policy lockout safety check: refuse a policy under which the caller could no longer
+    change the key policy, unless BypassPolicyLockoutSafetyCheck is set."""
+    if (caller.request or {}).get("BypassPolicyLockoutSafetyCheck"):
+        return
+    context = condition_context(tx, caller, "kms:PutKeyPolicy", key)
+    try:
+        svc.authorizer.check_key(tx, caller, "kms:PutKeyPolicy", key, context, policy_text=text, use_grants=False)
+    except AWSError as err:
+        if err.code != "AccessDeniedException":
+            raise
+        raise AWSError("MalformedPolicyDocumentException",
+                       "The new key policy will not allow you to update the key policy in the future.") from None
 
 
 def _policy_name(request: dict) -> str:
@@ -74,8 +80,9 @@ def list_key_policies(svc, caller, req):
 @operation("PutKeyPolicy")
 def put_key_policy(svc, caller, req):
     _policy_name(req)
-    policy = check_policy(req["Policy"])
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
+        policy = check_policy(svc, tx, caller, req["Policy"])
+        check_lockout(svc, tx, caller, key, policy)
         tx.update_key(key, policy=policy)
     return None

@@ -19,6 +19,8 @@ from ..crypto.specs import algorithms_for
 from ..errors import AWSError, not_found
 from ..store.records import KeyRecord, key_arn
 from ..store.rootkey import aad_for
+from .context_keys import condition_context
+from .grant_rules import check_grant_tokens
 
 OPERATIONS: dict[str, Callable] = {}
 
@@ -47,6 +49,12 @@ class Caller:
     source_ip: str | None = None
     user_agent: str | None = None
     secure: bool = False
+    operation: str = ""  # the KMS operation being called; its IAM action is kms:<operation>
+    request: dict | None = None  # the validated request, for policy condition keys
+
+    @property
+    def action(self) -> str:
+        return f"kms:{self.operation}"
 
     def key_arn(self, key_id: str) -> str:
         return key_arn(self.account, self.region, key_id)
@@ -79,18 +87,35 @@ class MaterialCache:
 
 
 class Service:
-    def __init__(self, store, root_key, clock):
+    def __init__(self, store, root_key, clock, authorizer):
         self.store = store
         self.root_key = root_key
         self.clock = clock
+        self.authorizer = authorizer
         self.materials = MaterialCache()
 
     # --- key identifiers ------------------------------------------------------------------
-    def resolve(self, tx, caller: Caller, key_id: str, *, aliases: bool = False) -> KeyRecord:
-        """Find the key a KeyId names, with AWS's error for each kind of miss.
+    def resolve(self, tx, caller: Caller, key_id: str, *, aliases: bool = False, action: str | None = None,
+                authorize: bool = True) -> KeyRecord:
+        """Find the key a KeyId names, with AWS's error for each kind of miss, and check that the
+        caller may perform ``action`` (default: the operation called) on it.
 
         ``aliases``: whether this operation accepts alias names and alias ARNs (only the
         cryptographic operations, DescribeKey and GetPublicKey do)."""
+        key = self._find(tx, caller, key_id, aliases)
+        if authorize:
+            check_grant_tokens(tx, (caller.request or {}).get("GrantTokens"))
+            self.authorize(tx, caller, key, action or caller.action)
+        return key
+
+    def authorize(self, tx, caller: Caller, key: KeyRecord, action: str) -> None:
+        self.authorizer.check_key(tx, caller, action, key, condition_context(tx, caller, action, key))
+
+    def authorize_account(self, caller: Caller, resource: str = "*") -> None:
+        """Operations on no key (CreateKey, ListKeys, …): identity policies decide."""
+        self.authorizer.check_account(caller, caller.action, resource, condition_context(None, caller, caller.action))
+
+    def _find(self, tx, caller: Caller, key_id: str, aliases: bool) -> KeyRecord:
         account, region = caller.account, caller.region
         if key_id.startswith("arn:"):
             match = _ARN.fullmatch(key_id)
@@ -107,7 +132,7 @@ class Service:
         if not (_UUID.fullmatch(key_id) or _MRK.fullmatch(key_id)):
             raise not_found(f"Invalid keyId '{key_id}'")
         key = self.live_key(tx, account, region, key_id)
-        if key is None or not self.may_see(caller, key):
+        if key is None:
             raise not_found(f"Key '{key_arn(account, region, key_id)}' does not exist")
         return key
 
@@ -116,7 +141,7 @@ class Service:
             raise AWSError("InvalidArnException", "Key Aliases are not supported for this operation.")
         alias = tx.get_alias(account, caller.region, name)
         key = alias and self.live_key(tx, account, caller.region, alias.key_id)
-        if key is None or not self.may_see(caller, key):
+        if key is None:
             raise not_found(f"Alias arn:aws:kms:{caller.region}:{account}:{name} is not found.")
         return key
 
@@ -127,11 +152,23 @@ class Service:
             return None
         return key
 
-    @staticmethod
-    def may_see(caller: Caller, key: KeyRecord) -> bool:
-        # The default key policy trusts only the key's own account; cross-account use arrives
-        # with key-policy evaluation.
-        return key.account == caller.account
+    def key_for_use(self, tx, caller: Caller, key_id: str, usage: str, operation_name: str,
+                    algorithm: str | None = None, action: str | None = None) -> KeyRecord:
+        """Resolve a key for a cryptographic operation and check, in AWS's order, permission,
+        its state, its usage and the requested algorithm."""
+        key = self.resolve(tx, caller, key_id, aliases=True, action=action)
+        self.require_usable(key)
+        self.require_usage(key, usage, operation_name)
+        if algorithm is not None:
+            self.require_algorithm(key, algorithm)
+        return key
+
+    def principal_exists(self, tx, arn: str) -> bool:
+        """Whether a principal named in a policy exists (accounts and roots always do; --dev
+        has no registry of principals, so every well-formed principal exists there)."""
+        if self.authorizer.dev or arn.endswith(":root"):
+            return True
+        return tx.get_principal(arn) is not None
 
     # --- key states -----------------------------------------------------------------------
     @staticmethod
@@ -168,6 +205,12 @@ class Service:
         tx.insert_material(account, key_id, material_id, wrapped, self.clock.now())
         self.materials.put((account, key_id, material_id), material)
         return material_id
+
+    def current_material(self, tx, key: KeyRecord) -> bytes:
+        material = self.material(tx, key.account, key.key_id, key.current_material)
+        if material is None:
+            raise AWSError("KMSInternalException", f"Key material of {key.arn} is missing.")
+        return material
 
     def material(self, tx, account: str, key_id: str, material_id: str) -> bytes | None:
         ident = (account, key_id, material_id)

@@ -11,18 +11,20 @@ short fixed message (never a parser's exception text). Approach, chosen for spee
 2. A cheap iterative walk enforces our own nesting cap (``MAX_DEPTH``) and counts object members.
 3. Duplicate keys (orjson silently keeps the last one) are **rejected** with a
    SerializationException: a request whose meaning depends on which parser reads it is refused
-   rather than guessed. Detection costs one C-level regex count: every object member in the raw
-   text is a closing quote, optional whitespace and a colon, so the number of ``"\\s*:`` matches
-   is >= the number of members written. If it equals the number of keys orjson kept, nothing
-   was dropped. Only when it is larger (a duplicate, or a string containing ``\\":`` such as an
-   embedded JSON policy) do we re-parse with stdlib ``json`` and an ``object_pairs_hook`` to
-   decide exactly. That re-parse is safe: orjson has already validated the text and our walk has
-   bounded its depth, so stdlib's recursion and number traps cannot fire.
+   rather than guessed. Fast check: every member written in the raw text is a key's closing
+   quote, optional whitespace and a colon; when the body holds no backslash no string contains a
+   quote, so the only other ``"<whitespace>:`` matches are string values starting with ``:``.
+   The match count is thus >= the members written >= the keys orjson kept, and if it equals the
+   keys kept, nothing was dropped. Otherwise (a mismatch, or any backslash, e.g. a JSON policy embedded in a string,
+   where counting would be both inexact and slow) stdlib ``json`` re-parses with an
+   ``object_pairs_hook`` to decide exactly. That re-parse is safe: orjson has already validated
+   the text and our walk has bounded its depth, so stdlib's recursion and number traps cannot
+   fire. Cost: ~1 µs on a typical Encrypt; ~100 µs on a CreateKey with a 25 KB policy.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import re
 from datetime import datetime, timezone
@@ -35,6 +37,26 @@ from trentd.errors import AWSError
 MAX_DEPTH = 64  # far above the deepest KMS input (3) and far below any recursion limit
 
 _MEMBER_RE = re.compile(rb'"[ \t\n\r]*:')
+
+try:  # SIMD base64: ~15x (decode) and ~20x (encode) faster than binascii on a 4 KB blob
+    import pybase64 as _pybase64
+except ImportError:  # pragma: no cover - optional accelerator, same results (tested)
+    _pybase64 = None
+
+
+def b64decode_strict(text: str) -> bytes:
+    """Standard alphabet, padding required, nothing after it; raises ValueError otherwise."""
+    if _pybase64 is not None:
+        return _pybase64.b64decode(text, validate=True)
+    if len(text) % 4:  # binascii's strict mode still accepts a stray pad after a full quantum ("AAAA=")
+        raise binascii.Error("length is not a multiple of 4")
+    return binascii.a2b_base64(text, strict_mode=True)
+
+
+def b64encode(data: bytes) -> str:
+    if _pybase64 is not None:
+        return _pybase64.b64encode_as_string(data)
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def serialization_error(message: str) -> AWSError:
@@ -55,8 +77,9 @@ def loads_object(body: bytes | bytearray | memoryview | None) -> dict:
             raise serialization_error("Start of list found where not expected")
         raise serialization_error("Request body must be a JSON object")
     members = _walk(data)
-    if len(_MEMBER_RE.findall(body)) != members:
-        _reject_duplicates(body)
+    raw = body if type(body) is bytes else bytes(body)
+    if raw.find(b"\\") >= 0 or len(_MEMBER_RE.findall(raw)) != members:  # find: memchr-fast
+        _reject_duplicates(raw)
     return data
 
 
@@ -96,15 +119,16 @@ def _no_duplicates(pairs: list) -> dict:
         seen = set()
         for key, _ in pairs:
             if key in seen:
-                raise serialization_error(f"Duplicate key '{key}' in JSON object")
+                shown = key if len(key) <= 128 else key[:128] + "..."  # never echo a huge key
+                raise serialization_error(f"Duplicate key '{shown}' in JSON object")
             seen.add(key)
     return out
 
 
-def _reject_duplicates(body) -> None:
-    """Slow path, only reached when the cheap count is inconclusive."""
+def _reject_duplicates(raw: bytes) -> None:
+    """Exact check, only reached when the cheap count is inconclusive."""
     try:
-        json.loads(bytes(body).decode("utf-8"), object_pairs_hook=_no_duplicates)
+        json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except AWSError:
         raise
     except (ValueError, RecursionError):  # unreachable after orjson accepted it; stay a 400
@@ -124,18 +148,16 @@ def dumps(obj) -> bytes:
 Serializer = Callable[[Any], Any]
 
 
-def _blob(value) -> str:
-    return base64.b64encode(value).decode("ascii")
-
-
 def _timestamp(value) -> float | int:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return round(value.timestamp(), 3)
-    if type(value) is bool or not isinstance(value, (int, float)):
-        raise TypeError(f"timestamp expected, got {type(value).__name__}")
-    return value
+    if type(value) is int:
+        return value
+    if type(value) is float:
+        return round(value, 3)
+    raise TypeError(f"timestamp expected, got {type(value).__name__}")  # a handler bug: a 500
 
 
 class OutputCompiler:
@@ -163,7 +185,7 @@ class OutputCompiler:
         elif kind == "map":
             ser = self._map(name)
         elif kind == "blob":
-            ser = _blob
+            ser = b64encode
         elif kind == "timestamp":
             ser = _timestamp
         else:

@@ -24,10 +24,10 @@ from trentd.protocol.validate import (
     NOT_NULL,
     Check,
     Scalar,
+    camel,
     failure,
     join_path,
     length_phrases,
-    camel,
     no_violations,
     raise_if_invalid,
     scalar_for,
@@ -48,6 +48,8 @@ EMPTY = b"{}"
 
 
 class Operation:
+    """One API operation: ``parse`` a request body, ``serialize`` a handler's result."""
+
     __slots__ = ("name", "input_shape", "output_shape", "errors", "_check", "_serialize")
 
     def __init__(self, name: str, spec: dict, inputs: "InputCompiler", outputs: OutputCompiler):
@@ -81,6 +83,8 @@ class Operation:
 
 
 class Service:
+    """A botocore service model compiled for serving; build it with ``load_service``."""
+
     def __init__(self, name: str, model: dict):
         meta = model["metadata"]
         self.name = name
@@ -90,7 +94,8 @@ class Service:
         shapes = model["shapes"]
         inputs = InputCompiler(shapes, LIMIT_OVERRIDES.get(name))
         outputs = OutputCompiler(shapes)
-        self._operations = {op: Operation(op, spec, inputs, outputs) for op, spec in model["operations"].items()}
+        operations = model["operations"].items()
+        self._operations = {op: Operation(op, spec, inputs, outputs) for op, spec in operations}
         self.operation_names: frozenset[str] = frozenset(self._operations)
 
     def operation(self, name: str) -> Operation | None:
@@ -100,8 +105,13 @@ class Service:
         return f"Service({self.name!r}, {len(self._operations)} operations)"
 
 
-@functools.cache
 def load_service(name: str = "kms") -> Service:
+    """Loaded and compiled once per process (``load_service()`` and ``load_service("kms")`` share it)."""
+    return _load(name)
+
+
+@functools.cache
+def _load(name: str) -> Service:
     return Service(name, Loader().load_service_model(name, "service-2"))
 
 
@@ -140,7 +150,7 @@ class InputCompiler:
         if shape["type"] == "list":
             return self.sensitive(shape["member"]["shape"], seen)
         if shape["type"] == "map":
-            return self.sensitive(shape["key"]["shape"], seen) or self.sensitive(shape["value"]["shape"], seen)
+            return any(self.sensitive(shape[part]["shape"], seen) for part in ("key", "value"))
         return False
 
     # -- dispatch

@@ -1,61 +1,47 @@
-"""Input shapes of a botocore service model compiled into checker closures.
+"""Leaf shapes (string, blob, integer, boolean, timestamp) and the AWS wording of input errors.
 
-Each shape becomes ``check(value, path, errors) -> converted value``:
+The compound shapes (structure, list, map) are compiled in ``model.InputCompiler`` from these
+pieces into ``check(value, path, errors) -> converted value`` closures:
 
 * wrong JSON types raise ``SerializationException`` at once (Coral deserializes the whole request
   before validating, so a type error anywhere wins over every constraint error);
-* constraint failures are appended to ``errors`` as full AWS sentences, in member order, and the
-  caller raises one ``ValidationException`` at the end.
+* constraint failures are appended to ``errors`` as full AWS sentences, in member order, and
+  ``raise_if_invalid`` raises one ``ValidationException``: ``N validation error(s) detected: e1; e2``.
 
-Message facts (Coral wording): ``Value '<v>' at '<path>' failed to satisfy constraint: <phrase>``;
-``Value null at '<path>' …: Member must not be null``; sensitive shapes never show a value
-(``Value at '<path>' …``, also for null). Paths are lowerCamelCase member names joined by ``.``;
-list elements are ``name.<1-based>.member``. Map keys and scalar map values are checked as a set
-and reported once per map as AWS does: ``Value '{k=v, …}' at 'encryptionContext' failed to satisfy
-constraint: Map keys must satisfy constraint: [<all phrases of the key shape>]`` (``Map value …``
-likewise). Non-scalar map values (none in KMS) are checked at ``<map path>.<key>``.
-Rendering of values follows Java's ``toString``: blobs as ``java.nio.HeapByteBuffer[pos=0 lim=N
-cap=N]``, lists ``[a, b]``, maps and structures ``{k=v, k2=v2}``, booleans ``true``/``false``.
+Messages (Coral wording): ``Value '<v>' at '<path>' failed to satisfy constraint: <phrase>``;
+``Value null at '<path>' …: Member must not be null``; shapes that are or contain ``sensitive``
+never show a value (``Value at '<path>' …``, also when null). Paths are lowerCamelCase member
+names joined by ``.``; list elements are ``<list>.<1-based index>.member``. A map with scalar
+keys/values is reported once per map, as AWS does: ``Value '{k=v, …}' at 'encryptionContext' failed
+to satisfy constraint: Map keys must satisfy constraint: [<the key shape's constraints>]`` (``Map
+value must satisfy constraint: […]`` likewise); non-scalar map values (none in KMS) are checked at
+``<map path>.<key>``. Values render like Java's ``toString``: blobs ``java.nio.HeapByteBuffer[pos=0
+lim=N cap=N]``, lists ``[a, b]``, maps and structures ``{k=v, k2=v2}``, booleans ``true``.
 
-Type-error wording (Coral style): ``STRING_VALUE|NUMBER_VALUE|DECIMAL_VALUE|TRUE_VALUE|FALSE_VALUE
-can not be converted to an Integer|a String|a Boolean|a Timestamp|a List|a Structure|a Map``;
-``Start of list found where not expected``; ``Start of structure or map found where not
-expected``; blobs: ``only base-64-encoded strings are convertible to bytes`` and ``Base64 encoded
-length is expected a multiple of 4 bytes but found: N``. JSON ``null`` for a structure member
-means "absent". Integer members need a JSON integer within Java's int range (``type(v) is int``:
-bools and floats such as ``32.0`` are refused). String length counts code points.
+Type errors: ``STRING_VALUE|NUMBER_VALUE|DECIMAL_VALUE|TRUE_VALUE|FALSE_VALUE can not be converted
+to an Integer|a Long|a String|a Boolean|a Timestamp|a List|a Structure|a Map``, ``Start of list
+found where not expected``, ``Start of structure or map found where not expected``; blobs: ``only
+base-64-encoded strings are convertible to bytes`` and ``Base64 encoded length is expected a
+multiple of 4 bytes but found: N``. Integers need ``type(v) is int`` within Java's range (bools and
+``32.0`` are refused); timestamps are epoch-second numbers, returned as ``float``. String lengths
+count code points.
 """
 
 from __future__ import annotations
 
-import binascii
 import math
 import re
 from typing import Any, Callable
 
 from trentd.errors import AWSError
+from trentd.protocol.jsonio import b64decode_strict
+from trentd.protocol.jsonio import serialization_error as _serialization
 
 Check = Callable[[Any, str, list], Any]
 
-try:  # SIMD base64, ~15x faster than binascii on a 4 KB Plaintext; same strictness (tested)
-    from pybase64 import b64decode as _pybase64_decode
-except ImportError:  # pragma: no cover - depends on the environment
-    _pybase64_decode = None
-
-
-def b64decode_strict(text: str) -> bytes:
-    """Standard alphabet, padding required, nothing after it; raises ValueError otherwise."""
-    if _pybase64_decode is not None:
-        return _pybase64_decode(text, validate=True)
-    return binascii.a2b_base64(text, strict_mode=True)
-
-
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _TOKENS = {str: "STRING_VALUE", int: "NUMBER_VALUE", float: "DECIMAL_VALUE"}
-
-
-def _serialization(message: str) -> AWSError:
-    return AWSError("SerializationException", message)
 
 
 def type_error(value: Any, target: str) -> AWSError:
@@ -197,7 +183,8 @@ def string_scalar(shape: dict) -> Scalar:
         return out
 
     plain = lo is None and hi is None and regex is None and enum is None
-    return Scalar(convert, no_violations if plain else violations, bool(shape.get("sensitive")), all_phrases(shape))
+    sensitive = bool(shape.get("sensitive"))
+    return Scalar(convert, no_violations if plain else violations, sensitive, all_phrases(shape))
 
 
 def blob_scalar(shape: dict) -> Scalar:
@@ -226,18 +213,19 @@ def blob_scalar(shape: dict) -> Scalar:
 def integer_scalar(shape: dict, overrides: dict) -> Scalar:
     lo = overrides.get("min", shape.get("min"))
     hi = overrides.get("max", shape.get("max"))
-    values = length_phrases(lo, hi, "value")
+    # Coral binds integers to Java int/long: a wider JSON number cannot be deserialized
+    if shape["type"] == "integer":
+        floor, ceiling, target = _INT_MIN, _INT_MAX, "an Integer"
+    else:
+        floor, ceiling, target = _LONG_MIN, _LONG_MAX, "a Long"
 
     def convert(value):
-        if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
-            raise type_error(value, "an Integer")
+        if type(value) is not int or not floor <= value <= ceiling:
+            raise type_error(value, target)
         return value
 
-    def violations(value: int):
-        return values(value)
-
     merged = {**shape, **overrides}
-    return Scalar(convert, violations, bool(shape.get("sensitive")), all_phrases(merged))
+    return Scalar(convert, length_phrases(lo, hi, "value"), bool(shape.get("sensitive")), all_phrases(merged))
 
 
 def boolean_scalar(shape: dict) -> Scalar:
@@ -252,9 +240,9 @@ def boolean_scalar(shape: dict) -> Scalar:
 def timestamp_scalar(shape: dict) -> Scalar:
     def convert(value):
         t = type(value)
-        if (t is not int and t is not float) or not math.isfinite(value):
-            raise type_error(value, "a Timestamp")
-        return float(value)
+        if t is int and _LONG_MIN <= value <= _LONG_MAX or t is float and math.isfinite(value):
+            return float(value)
+        raise type_error(value, "a Timestamp")
 
     return Scalar(convert, no_violations, False, [])
 

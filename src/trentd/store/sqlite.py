@@ -12,24 +12,17 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
+from . import schema
+from .errors import Duplicate, StoreUnavailable
 from .tx import Tx
 
-
-class StoreUnavailable(Exception):
-    """The database could not answer in time or at all; the request gets a retryable 5xx."""
-
-
-class Duplicate(Exception):
-    """A unique constraint refused the write (e.g. an alias name already taken)."""
+__all__ = ["Duplicate", "SQLiteStore", "StoreUnavailable"]
 
 
 def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("trentd.store") / "migrations"
-    found = [(int(f.name.split("_", 1)[0]), f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql")]
-    return sorted(found)
+    return schema.migrations("sqlite")
 
 
 class SQLiteStore:
@@ -122,7 +115,7 @@ class SQLiteStore:
             for version, sql in migrations():
                 if version in done:
                     continue
-                for statement in filter(str.strip, sql.split(";")):
+                for statement in schema.statements(sql):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
                 applied.append(version)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .grants import GrantQueries
 from .records import AliasRecord, KeyRecord, PrincipalRecord
 
 _KEY_COLUMNS = (
@@ -22,16 +23,38 @@ def _key(row) -> KeyRecord:
     return rec
 
 
-class Tx:
-    def __init__(self, conn, execute):
+class Tx(GrantQueries):
+    def __init__(self, conn, execute, engine: str = "sqlite", writing: bool = False):
         self.conn = conn
         self._execute = execute
+        self.engine = engine
+        self.writing = writing
+        self._scopes: set[tuple[str, str]] = set()
 
     def q(self, sql: str, params: Iterable = ()):
         return self._execute(sql, tuple(params))
 
     def one(self, sql: str, params: Iterable = ()):
         return self.q(sql, params).fetchone()
+
+    def exclusive(self, name: str) -> None:
+        """Hold a named lock until this transaction ends, so that one process at a time runs the
+        code after it (first start). SQLite's ``BEGIN IMMEDIATE`` already serialises writers;
+        PostgreSQL takes a transaction-scoped advisory lock."""
+        if self.engine == "postgres":
+            self.one("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trentd:{name}",))
+
+    def _scope(self, account: str, region: str) -> None:
+        """Serialise write transactions per (account, Region) on PostgreSQL, as ``BEGIN
+        IMMEDIATE`` does for all of them on SQLite: a write reads a key or alias, checks it and
+        writes, and under READ COMMITTED two such writes could interleave (an EnableKey lost
+        behind a ScheduleKeyDeletion, an alias attached to a key being scheduled for deletion).
+        One advisory lock per scope, taken at the first key or alias read of a write (a write
+        stays in its caller's account and Region, so it holds one such lock and cannot deadlock on
+        them); reads (the hot path) and other accounts are unaffected."""
+        if self.writing and self.engine == "postgres" and (account, region) not in self._scopes:
+            self._scopes.add((account, region))
+            self.one("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trentd:scope:{account}:{region}",))
 
     # --- meta -----------------------------------------------------------------------------
     def get_meta(self, name: str) -> str | None:
@@ -46,6 +69,7 @@ class Tx:
 
     # --- keys -----------------------------------------------------------------------------
     def get_key(self, account: str, region: str, key_id: str) -> KeyRecord | None:
+        self._scope(account, region)
         row = self.one(
             f"SELECT {_KEY_COLUMNS} FROM keys WHERE account = ? AND region = ? AND key_id = ?",
             (account, region, key_id),
@@ -81,12 +105,17 @@ class Tx:
         return [_key(r) for r in rows]
 
     def count_keys(self, account: str, region: str) -> int:
+        self._scope(account, region)
         return self.one("SELECT count(*) FROM keys WHERE account = ? AND region = ?", (account, region))[0]
 
     def keys_due_for_deletion(self, now: float, limit: int = 100) -> list[KeyRecord]:
+        """Keys whose deletion date has passed, claimed for this transaction: on PostgreSQL the rows
+        are locked and rows another node holds are skipped, so every node can sweep at once and
+        each key is deleted by exactly one of them (SQLite's ``BEGIN IMMEDIATE`` serialises)."""
+        claim = " FOR UPDATE SKIP LOCKED" if self.engine == "postgres" else ""
         rows = self.q(
             f"SELECT {_KEY_COLUMNS} FROM keys WHERE deletion_date IS NOT NULL AND deletion_date <= ? "
-            "ORDER BY deletion_date LIMIT ?",
+            "ORDER BY deletion_date LIMIT ?" + claim,
             (now, limit),
         ).fetchall()
         return [_key(r) for r in rows]
@@ -95,7 +124,7 @@ class Tx:
         """Remove a key with its aliases and tags; its material goes when no Region holds the key."""
         where = "account = ? AND region = ? AND key_id = ?"
         params = (key.account, key.region, key.key_id)
-        for table in ("aliases", "tags", "keys"):
+        for table in ("aliases", "tags", "grants", "keys"):
             self.q(f"DELETE FROM {table} WHERE {where}", params)
         if not self.one("SELECT 1 FROM keys WHERE account = ? AND key_id = ?", (key.account, key.key_id)):
             self.q("DELETE FROM key_materials WHERE account = ? AND key_id = ?", (key.account, key.key_id))
@@ -116,6 +145,7 @@ class Tx:
 
     # --- aliases --------------------------------------------------------------------------
     def get_alias(self, account: str, region: str, name: str) -> AliasRecord | None:
+        self._scope(account, region)
         row = self.one(
             "SELECT account, region, name, key_id, created, updated FROM aliases "
             "WHERE account = ? AND region = ? AND name = ?",

@@ -1,0 +1,78 @@
+"""The STS Query protocol on the same endpoint: form-encoded requests, XML answers.
+
+Requests whose SigV4 scope names service ``sts`` come here. Today it answers GetCallerIdentity,
+so ``aws sts get-caller-identity`` shows who a set of credentials is; errors are STS's XML shape
+and codes (traps.md, "STS on the wire").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from ..errors import AWSError
+
+XML_TYPE = b"text/xml"
+NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
+FORM_TYPE = "application/x-www-form-urlencoded"
+# STS words the SigV4 failures differently from the JSON services, and answers 403.
+_AUTH_CODES = {
+    "UnrecognizedClientException": ("InvalidClientTokenId", 403),
+    "InvalidSignatureException": ("SignatureDoesNotMatch", 403),
+    "IncompleteSignatureException": ("IncompleteSignature", 400),
+    "MissingAuthenticationTokenException": ("MissingAuthenticationToken", 403),
+    "ExpiredTokenException": ("ExpiredToken", 403),
+    "AccessDeniedException": ("AccessDenied", 403),
+}
+
+
+def is_sts_request(headers) -> bool:
+    return headers.get("content-type", "").split(";")[0].strip().lower() == FORM_TYPE
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        raise AWSError("MalformedQueryString", "The request body is not a valid form-encoded query string.") from None
+    return {name: values[-1] for name, values in fields.items()}
+
+
+def user_id(principal_arn: str) -> str:
+    """A stable unique id per principal, shaped like IAM's (AIDA… for users, AROA… for roles)."""
+    prefix = "AROA" if ":role/" in principal_arn else "AIDA"
+    return prefix + hashlib.sha256(principal_arn.encode()).hexdigest()[:17].upper()
+
+
+def get_caller_identity(caller, request_id: str) -> bytes:
+    return _xml(
+        "GetCallerIdentity",
+        f"<Arn>{escape(caller.principal_arn)}</Arn><UserId>{user_id(caller.principal_arn)}</UserId>"
+        f"<Account>{caller.account}</Account>",
+        request_id,
+    )
+
+
+def dispatch(caller, form: dict[str, str], request_id: str) -> bytes:
+    action = form.get("Action")
+    if action == "GetCallerIdentity":
+        return get_caller_identity(caller, request_id)
+    raise AWSError("InvalidAction", f"Could not find operation {action} for version {form.get('Version', 'NO_VERSION_SPECIFIED')}")
+
+
+def _xml(action: str, result: str, request_id: str) -> bytes:
+    return (
+        f'<{action}Response xmlns="{NAMESPACE}"><{action}Result>{result}</{action}Result>'
+        f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"
+    ).encode()
+
+
+def error(err: AWSError, request_id: str) -> tuple[int, bytes]:
+    code, status = _AUTH_CODES.get(err.code, (err.code, err.status))
+    kind = "Receiver" if status >= 500 else "Sender"
+    body = (
+        f'<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
+        f"<Message>{escape(err.message or '')}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return status, body.encode()

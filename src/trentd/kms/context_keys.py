@@ -1,0 +1,105 @@
+"""The condition keys of a request, for policy evaluation (KMS guide, "conditions-kms").
+
+Request-parameter keys take the parameter's default when it is omitted ("works even when the
+parameter doesn't appear"), so a policy that says `kms:EncryptionAlgorithm = SYMMETRIC_DEFAULT`
+matches an Encrypt that did not name an algorithm.
+"""
+
+from __future__ import annotations
+
+from .authorize import RequestContext, base_context
+from .grant_rules import CHILD_GRANT_KEY, EC_CONTEXT_KEY
+
+# request member -> condition key (lower-case)
+MEMBER_KEYS = {
+    "SigningAlgorithm": "kms:signingalgorithm",
+    "MacAlgorithm": "kms:macalgorithm",
+    "KeyAgreementAlgorithm": "kms:keyagreementalgorithm",
+    "KeyPairSpec": "kms:datakeypairspec",
+    "MessageType": "kms:messagetype",
+    "Operations": "kms:grantoperations",
+    "GranteePrincipal": "kms:granteeprincipal",
+    "RetiringPrincipal": "kms:retiringprincipal",
+    "PendingWindowInDays": "kms:schedulekeydeletionpendingwindowindays",
+    "RotationPeriodInDays": "kms:rotationperiodindays",
+    "WrappingAlgorithm": "kms:wrappingalgorithm",
+    "WrappingKeySpec": "kms:wrappingkeyspec",
+    "ExpirationModel": "kms:expirationmodel",
+    "ReplicaRegion": "kms:replicaregion",
+    "PrimaryRegion": "kms:primaryregion",
+    "BypassPolicyLockoutSafetyCheck": "kms:bypasspolicylockoutsafetycheck",
+}
+
+# action -> defaults of parameters it may omit
+DEFAULTS = {
+    "kms:Sign": {"kms:messagetype": "RAW"},
+    "kms:Verify": {"kms:messagetype": "RAW"},
+    "kms:CreateKey": {"kms:bypasspolicylockoutsafetycheck": False, "kms:keyspec": "SYMMETRIC_DEFAULT",
+                      "kms:keyusage": "ENCRYPT_DECRYPT", "kms:keyorigin": "AWS_KMS", "kms:multiregion": False},
+    "kms:PutKeyPolicy": {"kms:bypasspolicylockoutsafetycheck": False},
+    "kms:ScheduleKeyDeletion": {"kms:schedulekeydeletionpendingwindowindays": 30},
+}
+
+# For ReEncrypt the source and destination halves read different members.
+_CONTEXT_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionContext", "kms:ReEncryptTo": "DestinationEncryptionContext"}
+_ALGORITHM_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionAlgorithm", "kms:ReEncryptTo": "DestinationEncryptionAlgorithm"}
+_KEY_ID_MEMBER = {"kms:ReEncryptFrom": "SourceKeyId", "kms:ReEncryptTo": "DestinationKeyId"}
+_TAKES_ALGORITHM = {"kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
+
+
+def _alias_named(key_id: str | None) -> str | None:
+    if not key_id:
+        return None
+    if key_id.startswith("alias/"):
+        return key_id
+    if key_id.startswith("arn:") and ":alias/" in key_id:
+        return "alias/" + key_id.split(":alias/", 1)[1]
+    return None
+
+
+def _request_values(action: str, request: dict) -> dict:
+    values = dict(DEFAULTS.get(action, {}))
+    for member, name in MEMBER_KEYS.items():
+        if member in request:
+            values[name] = request[member]
+    context = request.get(_CONTEXT_MEMBER.get(action, "EncryptionContext"))
+    if context is not None:
+        values[EC_CONTEXT_KEY] = context
+        values["kms:encryptioncontextkeys"] = list(context)
+        values.update({f"kms:encryptioncontext:{k.lower()}": v for k, v in context.items()})
+    if action in _TAKES_ALGORITHM:
+        values["kms:encryptionalgorithm"] = request.get(_ALGORITHM_MEMBER.get(action, "EncryptionAlgorithm"),
+                                                        "SYMMETRIC_DEFAULT")
+    alias = _alias_named(request.get(_KEY_ID_MEMBER.get(action, "KeyId")))
+    if alias:
+        values["kms:requestalias"] = alias
+    if action == "kms:CreateKey":
+        values.update({"kms:keyspec": request.get("KeySpec") or request.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT",
+                       "kms:keyusage": request.get("KeyUsage", values["kms:keyusage"]),
+                       "kms:keyorigin": request.get("Origin", "AWS_KMS"),
+                       "kms:multiregion": bool(request.get("MultiRegion", False))})
+    constraints = request.get("Constraints")
+    if action == "kms:CreateGrant":
+        values[CHILD_GRANT_KEY] = (request.get("Operations", ()), constraints)
+        if constraints:
+            values["kms:grantconstrainttype"] = [c for c in ("EncryptionContextEquals", "EncryptionContextSubset")
+                                                 if c in constraints]
+    tags = request.get("Tags")
+    if tags is not None:
+        values.update({f"aws:requesttag/{t['TagKey'].lower()}": t["TagValue"] for t in tags})
+        values["aws:tagkeys"] = [t["TagKey"] for t in tags]
+    elif "TagKeys" in request:
+        values["aws:tagkeys"] = list(request["TagKeys"])
+    return values
+
+
+def condition_context(tx, caller, action: str, key=None) -> RequestContext:
+    values = base_context(caller, key, _request_values(action, caller.request or {}))
+    loaders = {}
+    if key is not None:
+        loaders = {
+            "kms:resourcealiases": lambda _: [a.name for a in tx.list_aliases(key.account, key.region, "", 1000, key.key_id)],
+            # condition key names are case-insensitive, so the tag key part is matched that way too
+            "aws:resourcetag/": lambda tag: {k.lower(): v for k, v in tx.get_tags(key).items()}.get(tag),
+        }
+    return RequestContext(values, loaders)

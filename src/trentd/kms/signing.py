@@ -1,0 +1,58 @@
+"""Asymmetric signatures: Sign, Verify, GetPublicKey.
+
+Verify never answers "false": a signature that does not verify is KMSInvalidSignatureException
+with no message, as AWS does.
+"""
+
+from __future__ import annotations
+
+from ..crypto import asymmetric, specs
+from ..errors import AWSError
+from .paging import dry_run
+from .service import operation
+
+
+def _signing_key(svc, tx, caller, req, operation_name: str):
+    key = svc.key_for_use(tx, caller, req["KeyId"], specs.SIGN_VERIFY, operation_name, req["SigningAlgorithm"])
+    dry_run(req)
+    return key, svc.current_material(tx, key)
+
+
+@operation("Sign")
+def sign(svc, caller, req):
+    with svc.store.read() as tx:
+        key, material = _signing_key(svc, tx, caller, req, "Sign")
+    signature = asymmetric.sign(key.key_spec, material, req["SigningAlgorithm"], req.get("MessageType", "RAW"),
+                                req["Message"])
+    return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": req["SigningAlgorithm"]}
+
+
+@operation("Verify")
+def verify(svc, caller, req):
+    with svc.store.read() as tx:
+        key, material = _signing_key(svc, tx, caller, req, "Verify")
+    valid = asymmetric.verify(key.key_spec, material, req["SigningAlgorithm"], req.get("MessageType", "RAW"),
+                              req["Message"], req["Signature"])
+    if not valid:
+        raise AWSError("KMSInvalidSignatureException")
+    return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": req["SigningAlgorithm"]}
+
+
+@operation("GetPublicKey")
+def get_public_key(svc, caller, req):
+    with svc.store.read() as tx:
+        key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
+        svc.require_usable(key)
+        spec = specs.KEY_SPECS[key.key_spec]
+        if spec.family in ("symmetric", "hmac"):
+            raise AWSError("UnsupportedOperationException",
+                           f"{key.arn} key spec {key.key_spec} does not have a public key.")
+        material = svc.current_material(tx, key)
+    return {
+        "KeyId": key.arn,
+        "PublicKey": asymmetric.public_key_der(key.key_spec, material),
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeySpec": key.key_spec,
+        "KeyUsage": key.key_usage,
+        specs.ALGORITHM_FIELD[key.key_usage]: list(spec.algorithms[key.key_usage]),
+    }

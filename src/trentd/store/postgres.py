@@ -1,0 +1,346 @@
+"""The PostgreSQL store: several trentd nodes over one database (``--database postgresql://…``).
+
+Same surface as ``SQLiteStore`` (``write()``/``read()`` yield the shared ``Tx``; ``read_meta``;
+``migrate``; ``close``). Decisions (docs/scale-out.md has the reasoning):
+
+- A small psycopg_pool ``ConnectionPool`` per process (min 1, max 10). Connections are opened
+  with ``synchronous_commit=on`` (an acknowledged write is on disk), a server-side
+  ``statement_timeout`` and ``idle_in_transaction_session_timeout``, a ``connect_timeout`` and TCP
+  keepalives.
+- **Every transaction has a client-side deadline** (``deadline_seconds``, default 4 s, so a request
+  answers within 5 s). Server-side timeouts cannot help when the server is hung (stopped process,
+  dead network), so a watchdog thread shuts the socket of a connection whose transaction outlives
+  its deadline: the blocked call fails at once, the connection is discarded and the caller gets
+  ``StoreUnavailable`` (a retryable 5xx). Waiting for a pooled connection counts against the same
+  deadline.
+- Write transactions run in READ COMMITTED with ``autocommit=False``; ``Tx`` serialises writes per
+  (account, Region) with an advisory lock, and the deletion sweep claims rows with
+  ``FOR UPDATE SKIP LOCKED``. Read transactions run in autocommit mode: one round trip per
+  statement and no BEGIN/COMMIT (each READ COMMITTED statement sees the latest commits anyway);
+  a statement other than SELECT inside ``read()`` is a programming error and is refused.
+- After a connection-level failure the idle connections are drained (they are most likely dead
+  too) and, while the database keeps failing, a request waits at most ~1 s for a connection
+  instead of the whole deadline, so a queue of requests cannot pile up behind an outage. The pool
+  reconnects in the background and on demand; no restart is ever needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from functools import lru_cache
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from . import schema
+from .errors import Duplicate, StoreUnavailable
+from .tx import Tx
+
+log = logging.getLogger("trentd.store")
+
+POOL_MIN = 1
+POOL_MAX = 10
+CONNECT_TIMEOUT = 3  # seconds (libpq's minimum is 2)
+MIGRATE_TIMEOUT = 300.0
+# While the database keeps failing, wait this long for a connection instead of the whole deadline.
+FAILING_WAIT = 1.0
+
+
+def redact(dsn: str) -> str:
+    """A DSN fit for logs and error messages: no password."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "postgresql://…"
+    params.pop("password", None)
+    host = params.get("host", "")
+    port = params.get("port", "")
+    return f"postgresql://{params.get('user', '')}@{host}{':' + str(port) if port else ''}/{params.get('dbname', '')}"
+
+
+@lru_cache(maxsize=2048)
+def translate(sql: str) -> tuple[str, bool]:
+    """Portable SQL (``?`` placeholders) → psycopg SQL (``%s``, literal ``%`` doubled), and whether
+    the statement only reads. Quoted text is left alone. Cached: the SQL strings are few."""
+    out, quote = [], ""
+    for ch in sql:
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    head = text.lstrip().split(None, 1)[0].upper() if text.strip() else ""
+    return text, head == "SELECT" and "FOR UPDATE" not in text.upper()
+
+
+class _Watchdog:
+    """Enforces client-side deadlines: shuts the socket of a connection whose transaction runs
+    past its deadline, which makes whatever call is blocked on it fail immediately."""
+
+    TICK = 0.05
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._active: dict[int, tuple[float, psycopg.Connection]] = {}
+        self._next = 0
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def watch(self, conn: psycopg.Connection, deadline: float) -> int:
+        with self._lock:
+            self._next += 1
+            token = self._next
+            self._active[token] = (deadline, conn)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="trentd-store-watchdog", daemon=True)
+                self._thread.start()
+        return token
+
+    def unwatch(self, token: int) -> bool:
+        """False when the deadline fired (the connection is unusable)."""
+        with self._lock:
+            return self._active.pop(token, None) is not None
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _run(self) -> None:
+        while not self._stopped:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self._lock:
+                expired = [t for t, (deadline, _) in self._active.items() if deadline <= now]
+                for token in expired:
+                    _, conn = self._active.pop(token)
+                    _shut(conn)
+
+
+def _shut(conn: psycopg.Connection) -> None:
+    try:
+        fd = conn.pgconn.socket
+    except psycopg.Error:
+        return
+    try:
+        # shutdown() acts on the socket itself, so a duplicate descriptor reaches the one libpq
+        # is blocked on without racing it for the descriptor number.
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class PostgresStore:
+    kind = "postgres"
+
+    def __init__(self, dsn: str, deadline_seconds: float = 4.0, *, min_size: int = POOL_MIN,
+                 max_size: int = POOL_MAX):
+        self.dsn = dsn
+        self.deadline_seconds = deadline_seconds
+        self.where = redact(dsn)
+        params = conninfo_to_dict(dsn)
+        timeout_ms = int(deadline_seconds * 1000)
+        options = " ".join(filter(None, [
+            params.get("options", ""),
+            "-c synchronous_commit=on",
+            f"-c statement_timeout={timeout_ms}",
+            f"-c lock_timeout={timeout_ms}",
+            "-c idle_in_transaction_session_timeout=30000",
+        ]))
+        kwargs = {
+            "options": options,
+            "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": params.get("application_name", "trentd"),
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3,
+            "autocommit": False,
+        }
+        self._pool = ConnectionPool(
+            dsn, kwargs=kwargs, min_size=min_size, max_size=max_size, open=False, name="trentd",
+            timeout=deadline_seconds, max_idle=120.0, reconnect_timeout=3.0, num_workers=2)
+        self._pool_opened = False
+        self._open_lock = threading.Lock()
+        self._watchdog = _Watchdog()
+        self._local = threading.local()
+        self._failing = False
+        self._drained_at = 0.0
+
+    # --- connections ----------------------------------------------------------------------
+    def _open(self) -> None:
+        if not self._pool_opened:
+            with self._open_lock:
+                if not self._pool_opened:
+                    self._pool.open(wait=False)
+                    self._pool_opened = True
+
+    def _checkout(self, deadline: float) -> psycopg.Connection:
+        self._open()
+        wait = deadline - time.monotonic()
+        if self._failing:
+            wait = min(wait, FAILING_WAIT)
+        try:
+            return self._pool.getconn(timeout=max(wait, 0.01))
+        except PoolTimeout:
+            self._failed()
+            raise StoreUnavailable(f"postgres {self.where}: no connection within the deadline") from None
+
+    def _failed(self) -> None:
+        """The database failed us: drain idle connections (at most once a second), fail fast."""
+        self._failing = True
+        now = time.monotonic()
+        if now - self._drained_at > 1.0:
+            self._drained_at = now
+            try:
+                self._pool.drain()
+            except Exception:  # noqa: BLE001 - draining is best effort
+                log.debug("pool drain failed", exc_info=True)
+
+    def _release(self, conn: psycopg.Connection, usable: bool) -> None:
+        if not usable or conn.closed or conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            self._pool.putconn(conn)
+        except Exception:  # noqa: BLE001 - the pool may be closing
+            pass
+
+    def _translate(self, exc: psycopg.Error, fired: bool) -> Exception:
+        if isinstance(exc, pg_errors.UniqueViolation):
+            return Duplicate(str(exc))
+        if fired:
+            self._failed()
+            return StoreUnavailable(f"postgres {self.where}: no answer within {self.deadline_seconds:g}s")
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            if not isinstance(exc, (pg_errors.QueryCanceled, pg_errors.LockNotAvailable,
+                                    pg_errors.TransactionRollback)):
+                self._failed()
+            return StoreUnavailable(f"postgres {self.where}: {type(exc).__name__}: {str(exc).strip()}")
+        return exc
+
+    def _executor(self, conn: psycopg.Connection, write: bool):
+        def execute(sql: str, params: tuple):
+            text, read_only = translate(sql)
+            if not write and not read_only:
+                raise RuntimeError(f"write statement inside store.read(): {sql[:60]}")
+            return conn.execute(text, params)
+
+        return execute
+
+    @contextmanager
+    def _transaction(self, write: bool):
+        if getattr(self._local, "conn", None) is not None:
+            raise RuntimeError("nested store transaction on one thread")
+        deadline = time.monotonic() + self.deadline_seconds
+        conn = self._checkout(deadline)
+        token = self._watchdog.watch(conn, deadline)
+        self._local.conn = conn
+        usable = False
+        try:
+            try:
+                conn.autocommit = not write
+                yield Tx(conn, self._executor(conn, write), "postgres", writing=write)
+                if write:
+                    conn.commit()
+                usable = True
+            except psycopg.Error as exc:
+                fired = not self._watchdog.unwatch(token)
+                self._rollback(conn)
+                raise self._translate(exc, fired) from None
+            except BaseException:
+                self._rollback(conn)
+                usable = conn.pgconn.transaction_status == TransactionStatus.IDLE
+                raise
+        finally:
+            self._local.conn = None
+            if not self._watchdog.unwatch(token):
+                usable = False  # the deadline fired: the socket is shut
+            self._release(conn, usable)
+        self._failing = False
+
+    @staticmethod
+    def _rollback(conn: psycopg.Connection) -> None:
+        if conn.closed or conn.pgconn.transaction_status in (TransactionStatus.IDLE, TransactionStatus.UNKNOWN):
+            return
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            pass
+
+    def write(self):
+        return self._transaction(write=True)
+
+    def read(self):
+        return self._transaction(write=False)
+
+    def read_meta(self, name: str) -> str | None:
+        """One value read outside the caller's own statements. Inside a transaction on this thread
+        it reuses that transaction's connection (under READ COMMITTED a SELECT sees the latest
+        commits and takes no lock), so it never waits for a second pooled connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self.read() as tx:
+                return tx.get_meta(name)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()
+        except psycopg.Error as exc:
+            raise self._translate(exc, False) from None
+        return row[0] if row else None
+
+    # --- schema ---------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in one transaction; concurrent migrators (several nodes
+        starting at once) queue on an advisory lock, and the later ones find nothing to do."""
+        self._open()
+        try:
+            conn = self._pool.getconn(timeout=max(self.deadline_seconds, 10.0))
+        except PoolTimeout:
+            raise StoreUnavailable(f"postgres {self.where}: cannot connect") from None
+        applied: list[int] = []
+        usable = False
+        try:
+            conn.autocommit = False
+            with conn.transaction():
+                conn.execute(f"SET LOCAL statement_timeout = {int(MIGRATE_TIMEOUT * 1000)}")
+                conn.execute(f"SET LOCAL lock_timeout = {int(MIGRATE_TIMEOUT * 1000)}")
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('trentd:migrate'))")
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+                done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+                for version, sql in schema.migrations("postgres"):
+                    if version in done:
+                        continue
+                    for statement in schema.statements(sql):
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                    applied.append(version)
+            usable = True
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailable(f"postgres {self.where}: {str(exc).strip()}") from None
+        finally:
+            self._release(conn, usable)
+        return applied
+
+    def close(self) -> None:
+        self._watchdog.stop()
+        if self._pool_opened:
+            try:
+                self._pool.close(timeout=2.0)
+            except Exception:  # noqa: BLE001
+                pass
+            self._pool_opened = False
