@@ -22,8 +22,34 @@ def _env(name: str, default):
     return os.environ.get(f"TRENTD_{name}", default)
 
 
-def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
+def _data_dir_arg(parser: argparse.ArgumentParser, root_key: bool = True) -> None:
+    """Where the state is: ``--data-dir`` (SQLite, root key, credentials, audit) and, for several
+    nodes, ``--database`` (PostgreSQL) with the ``--root-key-file`` every node shares."""
     parser.add_argument("--data-dir", default=_env("DATA_DIR", "./trentd-data"))
+    parser.add_argument("--database", default=_env("DATABASE", None) or None, metavar="DSN",
+                        help="PostgreSQL DSN (postgresql://user@host:port/db); default: SQLite in the data dir")
+    if root_key:
+        parser.add_argument("--root-key-file", default=_env("ROOT_KEY_FILE", None) or None, metavar="FILE",
+                            help="the root key (32 bytes); required with --database, never generated then")
+        _pkcs11_args(parser)
+
+
+def _pkcs11_args(parser: argparse.ArgumentParser) -> None:
+    """The root key in an HSM (docs/operations.md): the PIN comes from an environment variable,
+    never from a flag, so it shows in no process list."""
+    parser.add_argument("--pkcs11-module", default=_env("PKCS11_MODULE", None) or None, metavar="SO",
+                        help="PKCS#11 module of the HSM that holds the root key (e.g. libsofthsm2.so)")
+    parser.add_argument("--pkcs11-token", default=_env("PKCS11_TOKEN", None) or None, metavar="LABEL",
+                        help="label of the token that holds the root key")
+    parser.add_argument("--pkcs11-pin-env", default=_env("PKCS11_PIN_ENV", None) or None, metavar="VAR",
+                        help="name of the environment variable holding the token's user PIN")
+    parser.add_argument("--pkcs11-key-label", default=_env("PKCS11_KEY_LABEL", "trentd-root"), metavar="LABEL",
+                        help="root-key objects are labelled LABEL-v1, LABEL-v2… (default: trentd-root)")
+
+
+def _root_key_settings(args) -> dict:
+    return dict(root_key_file=args.root_key_file, pkcs11_module=args.pkcs11_module, pkcs11_token=args.pkcs11_token,
+                pkcs11_pin_env=args.pkcs11_pin_env, pkcs11_label=args.pkcs11_key_label)
 
 
 def _serve_args(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +65,47 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-clock-skew", type=int, default=int(_env("MAX_CLOCK_SKEW", 300)),
                         help="seconds a request's signing time may differ from ours (AWS: 300)")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    parser.add_argument("--database-pool-size", type=int, default=int(_env("DATABASE_POOL_SIZE", 10)), metavar="N",
+                        help="with --database: at most N connections per process (each worker has its own pool)")
+    parser.add_argument("--audit-fail-open", action="store_true", default=_env("AUDIT_FAIL_OPEN", "") == "1",
+                        help="answer requests even when the audit log cannot be written (default: refuse, 500)")
+    parser.add_argument("--audit-stdout", action="store_true", default=_env("AUDIT_STDOUT", "") == "1",
+                        help="also write every audit event to stdout, one JSON line each")
+    parser.add_argument("--audit-max-bytes", type=int, default=int(_env("AUDIT_MAX_BYTES", 64 * 1024 * 1024)),
+                        help="rotate an audit file at this size; the hash chain continues in the next")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--tls-cert", default=_env("TLS_CERT", None) or None, metavar="PEM",
+                     help="serve HTTPS with this certificate chain (needs --tls-key)")
+    tls.add_argument("--tls-self-signed", action="store_true", default=_env("TLS_SELF_SIGNED", "") == "1",
+                     help="serve HTTPS with a private CA made once in DATA_DIR/tls (clients trust tls/ca.pem)")
+    parser.add_argument("--tls-key", default=_env("TLS_KEY", None) or None, metavar="PEM",
+                        help="private key of --tls-cert")
+    parser.add_argument("--limit-concurrency", type=int, default=int(_env("LIMIT_CONCURRENCY", 1000)),
+                        help="per worker: connections or requests beyond this many get a 503 (0: no limit)")
+    parser.add_argument("--header-timeout", type=float, default=float(_env("HEADER_TIMEOUT", 10)),
+                        help="seconds a client has to send a request line and headers (408 and close)")
+    parser.add_argument("--body-timeout", type=float, default=float(_env("BODY_TIMEOUT", 10)),
+                        help="seconds a client has to send a request body (408 and close)")
+    parser.add_argument("--xks-timeout", type=float, default=float(_env("XKS_TIMEOUT", 1.0)), metavar="SECONDS",
+                        help="seconds each call to an external key store proxy may take (AWS: 0.25)")
+    # Test and development only: reach XKS proxies that are not at their public name.
+    parser.add_argument("--xks-resolve", action="append", metavar="FQDN=HOST:PORT",
+                        default=[v for v in _env("XKS_RESOLVE", "").split(",") if v],
+                        help="TEST ONLY: connect to HOST:PORT for the XKS proxy endpoint https://FQDN "
+                             "(TLS still checks the certificate against FQDN); repeatable")
+    parser.add_argument("--xks-ca-bundle", default=_env("XKS_CA_BUNDLE", None) or None, metavar="PEM",
+                        help="TEST ONLY: also trust this CA for XKS proxy certificates")
+
+
+def _xks_resolve(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, _, target = value.partition("=")
+        host, _, port = target.rpartition(":")
+        if not name or not host or not port.isdigit():
+            raise ValueError(f"--xks-resolve wants FQDN=HOST:PORT, not {value!r}")
+        out[name.lower()] = target
+    return out
 
 
 def serve(args) -> int:
@@ -46,35 +113,85 @@ def serve(args) -> int:
 
     from .http.app import TrentApp
     from .runtime import open_runtime
+    from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError
 
     settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, dev=args.dev, account=args.account,
                         region=args.region, workers=args.workers, test_clock=args.test_clock,
-                        max_clock_skew=args.max_clock_skew)
+                        max_clock_skew=args.max_clock_skew, database=args.database,
+                        database_pool_size=args.database_pool_size,
+                        **_root_key_settings(args))
+    settings.audit_fail_open, settings.audit_stdout = args.audit_fail_open, args.audit_stdout
+    settings.audit_max_bytes = args.audit_max_bytes
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("trentd: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    settings.tls_cert, settings.tls_key, settings.tls_self_signed = args.tls_cert, args.tls_key, args.tls_self_signed
+    settings.limit_concurrency = args.limit_concurrency or None
+    settings.header_timeout, settings.body_timeout = args.header_timeout, args.body_timeout
+    settings.xks_resolve = _xks_resolve(args.xks_resolve) or None
+    settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.dev:
         print(DEV_WARNING, file=sys.stderr, flush=True)
+    if settings.xks_resolve or settings.xks_ca_bundle:
+        print("trentd: --xks-resolve/--xks-ca-bundle are for tests and development only: XKS proxies are "
+              "reached at other addresses or trusted through a private CA", file=sys.stderr, flush=True)
     try:
         runtime = open_runtime(settings, announce=lambda text: print(text, flush=True))
     except RootKeyError as exc:
         print(f"trentd: refusing to start: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:
+        print(f"trentd: cannot open the store: {exc}", file=sys.stderr)
+        return 1
     options = dict(host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
                    server_header=False, timeout_keep_alive=75, lifespan="on")
+    try:
+        options.update(_edge_options(settings))
+    except (OSError, ValueError) as exc:
+        runtime.store.close()
+        print(f"trentd: cannot set up TLS: {exc}", file=sys.stderr)
+        return 2
     if settings.workers > 1:
         # Workers are separate processes: each opens the (already initialised) data dir itself.
         os.environ["TRENTD_SETTINGS_JSON"] = settings.to_json()
+        os.environ["TRENTD_LOG_LEVEL"] = args.log_level
         runtime.store.close()
+        runtime.root_key.close()  # each worker opens its own (an HSM session is per process)
         uvicorn.run("trentd.http.factory:app_from_env", factory=True, workers=settings.workers, **options)
     else:
         uvicorn.run(TrentApp(runtime), **options)
     return 0
 
 
+def _edge_options(settings: Settings) -> dict:
+    """uvicorn options of the hardened edge: the guarded HTTP protocol (header limits and
+    deadline, http/limits.py), concurrency limit, and TLS (http/tls.py). Workers are spawned
+    processes: everything here is an import string, a plain value or the environment."""
+    from .http import limits, tls
+
+    limits.export(limits.Limits(header_timeout=settings.header_timeout, body_timeout=settings.body_timeout))
+    options = dict(http=limits.PROTOCOL, limit_concurrency=settings.limit_concurrency)
+    cert, key = settings.tls_cert, settings.tls_key
+    if settings.tls_self_signed:
+        paths = tls.ensure_self_signed(Path(settings.data_dir) / "tls", settings.host)
+        cert, key = str(paths.cert), str(paths.key)
+        print(f"trentd: HTTPS with a private CA; clients trust it with AWS_CA_BUNDLE={paths.ca}", flush=True)
+    if cert:
+        tls.server_context_for(cert, key)  # fail here, with a clear message, rather than in each worker
+        # The stdlib event loop, whose SSL transport can be made to send handshake alerts (http/tls.py).
+        # Closing an idle TLS connection waits up to 30 s for the client's close_notify, which an idle
+        # client never sends: bound the graceful shutdown so a stop or restart does not hang on it.
+        options.update(ssl_certfile=cert, ssl_keyfile=key, ssl_context_factory=tls.server_context, loop="asyncio",
+                       timeout_graceful_shutdown=tls.GRACEFUL_SHUTDOWN_SECONDS)
+    return options
+
+
 def _admin_store(args):
     from .runtime import open_runtime
 
-    settings = Settings(data_dir=args.data_dir)
+    settings = Settings(data_dir=args.data_dir, database=args.database, **_root_key_settings(args))
     return open_runtime(settings, announce=lambda text: print(text, file=sys.stderr))
 
 
@@ -96,8 +213,16 @@ def principals_cmd(args) -> int:
         if args.action == "delete":
             tx.delete_principal(args.principal)
             return _print({"Deleted": args.principal})
+        from .auth.policy import parse_policy
+        from .errors import AWSError
+
         document = Path(args.policy_file).read_text()
-        json.loads(document)  # refuse a file that is not JSON
+        if tx.get_principal(args.principal) is None:
+            raise principals.PrincipalError(f"no such principal: {args.principal}")
+        try:  # IAM's grammar, as PutUserPolicy checks it: a malformed policy would fail every request
+            parse_policy(document, resource_policy=False)
+        except AWSError as exc:
+            raise principals.PrincipalError(f"{exc.code}: {exc.message}") from None
         tx.put_identity_policy(args.principal, args.policy_name, document)
         return _print({"Arn": args.principal, "PolicyName": args.policy_name})
 
@@ -118,17 +243,47 @@ def access_keys_cmd(args) -> int:
         return _print({"Deleted": args.access_key_id})
 
 
-def migrate_cmd(args) -> int:
-    from .runtime import open_store
+def audit_cmd(args) -> int:
+    from .audit import commands as audit_commands
 
-    return _print({"Applied": open_store(Path(args.data_dir)).migrate() or []})
+    return audit_commands.run(args, _admin_store)
+
+
+def seed_cmd(args) -> int:
+    from . import seed
+
+    return seed.run(args, _admin_store)
+
+
+def keys_cmd(args) -> int:
+    from . import transfer
+
+    return transfer.run(args, _admin_store)
+
+
+def root_key_cmd(args) -> int:
+    from .rotation import rotate
+
+    settings = Settings(data_dir=args.data_dir, database=args.database, **_root_key_settings(args))
+    progress = lambda text: print(f"trentd: {text}", file=sys.stderr, flush=True)  # noqa: E731
+    return _print(rotate(settings, grace=args.grace, keep_old=args.keep_old, progress=progress))
+
+
+def migrate_cmd(args) -> int:
+    from .runtime import make_store
+
+    store = make_store(Path(args.data_dir), args.database)
+    try:
+        return _print({"Applied": store.migrate(), "Store": store.kind})
+    finally:
+        store.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trentd", description="A self-hosted AWS KMS API server.")
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_args(commands.add_parser("serve", help="serve the KMS API"))
-    _data_dir_arg(commands.add_parser("migrate", help="apply pending schema migrations"))
+    _data_dir_arg(commands.add_parser("migrate", help="apply pending schema migrations"), root_key=False)
 
     principals_parser = commands.add_parser("principals", help="IAM users and roles")
     actions = principals_parser.add_subparsers(dest="action", required=True)
@@ -152,15 +307,40 @@ def build_parser() -> argparse.ArgumentParser:
     key_actions.add_parser("delete").add_argument("--access-key-id", required=True)
     for sub in key_actions.choices.values():
         _data_dir_arg(sub)
+
+    from .audit import commands as audit_commands
+
+    audit_commands.add_parser(commands, _data_dir_arg)
+
+    from . import seed, transfer
+
+    seed.add_parser(commands, _data_dir_arg)
+    transfer.add_parser(commands, _data_dir_arg)
+
+    from .rotation import DEFAULT_GRACE_SECONDS
+
+    root_key_parser = commands.add_parser("root-key", help="the root key that wraps everything stored")
+    root_key_actions = root_key_parser.add_subparsers(dest="action", required=True)
+    rotate = root_key_actions.add_parser(
+        "rotate", help="make a new root key and rewrap every stored secret under it (nodes keep serving)")
+    rotate.add_argument("--grace", type=float, default=DEFAULT_GRACE_SECONDS,
+                        help=f"seconds to let running nodes switch to the new key before rewrapping "
+                             f"(default {DEFAULT_GRACE_SECONDS:g}; 0 when no node is running)")
+    rotate.add_argument("--keep-old", action="store_true", help="keep the previous root key in the file or token")
+    _data_dir_arg(rotate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"serve": serve, "migrate": migrate_cmd, "principals": principals_cmd, "access-keys": access_keys_cmd}
+    handlers = {"serve": serve, "migrate": migrate_cmd, "principals": principals_cmd, "access-keys": access_keys_cmd,
+                "audit": audit_cmd, "root-key": root_key_cmd, "seed": seed_cmd, "keys": keys_cmd}
+    from .store.errors import StoreUnavailable
+    from .store.rootkey import RootKeyError
+
     try:
         return handlers[args.command](args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RootKeyError, StoreUnavailable) as exc:
         print(f"trentd: {exc}", file=sys.stderr)
         return 1
 

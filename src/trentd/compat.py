@@ -7,9 +7,41 @@ from .kms.api import OPERATIONS
 from .protocol.model import load_service
 
 NOTES = {
-    "CreateKey": "Origin EXTERNAL, multi-Region keys and custom key stores: UnsupportedOperationException for now.",
-    "PutKeyPolicy": "Stored and checked as JSON; policies are not enforced yet.",
-    "GenerateRandom": "CustomKeyStoreId: CustomKeyStoreNotFoundException (no stores yet).",
+    "CreateKey": "Origin EXTERNAL (imported material), MultiRegion (mrk- ids) and keys in external key stores "
+                 "(Origin EXTERNAL_KEY_STORE + XksKeyId, checked through the proxy) supported; Origin AWS_CLOUDHSM: "
+                 "UnsupportedOperationException.",
+    "ReplicateKey": "Synchronous: the replica is Enabled (PendingImport for imported material) when the call "
+                    "returns, never Creating. Needs kms:CreateKey in the replica Region.",
+    "UpdatePrimaryRegion": "Synchronous: no key is left Updating. The automatic-rotation schedule moves to the new "
+                           "primary.",
+    "ScheduleKeyDeletion": "A multi-Region primary with replicas waits in PendingReplicaDeletion (no DeletionDate); "
+                           "its window starts when the last replica is deleted.",
+    "CreateCustomKeyStore": "EXTERNAL_KEY_STORE with PUBLIC_ENDPOINT only; AWS_CLOUDHSM (the default type) and "
+                            "VPC_ENDPOINT_SERVICE: UnsupportedOperationException. The proxy is checked "
+                            "(GetHealthStatus) before the store is created.",
+    "ConnectCustomKeyStore": "Synchronous: the store is CONNECTED or FAILED (with ConnectionErrorCode) when the call "
+                             "returns, never CONNECTING.",
+    "UpdateCustomKeyStore": "Name, credential and URI path may change while connected; endpoint and connectivity "
+                            "only while disconnected. A new endpoint, path or credential is checked at the proxy.",
+    "EnableKeyRotation": "Symmetric AWS_KMS keys; a background job rotates each key once NextRotationDate passes "
+                         "(disabled and pending-deletion keys wait).",
+    "RotateKeyOnDemand": "Synchronous: the new material is current when the call returns, so GetKeyRotationStatus "
+                         "never shows OnDemandRotationStartDate. At most 10 per key (AWS's enforced limit; its docs "
+                         "say 25). ConflictException within 20 minutes of an automatic rotation.",
+    "GetParametersForImport": "RSAES_OAEP_SHA_1/256 and RSA_AES_KEY_WRAP_SHA_1/256 with RSA_2048/3072/4096; "
+                              "RSAES_PKCS1_V1_5, SM2PKE and SM2: UnsupportedOperationException. A fresh wrapping "
+                              "key per call; the import token is self-contained and valid 24 h.",
+    "ImportKeyMaterial": "KeyMaterialId is derived from key and material (SHA-256), not by AWS's (undocumented) "
+                         "derivation. Material must be the exact bytes of the first import to reimport it.",
+    "GetKeyLastUsage": "CloudTrailEventId is the request id (the audit event's requestID); last-use times reach "
+                       "the store within a second.",
+    "PutKeyPolicy": "Enforced together with identity policies and grants (docs/authorization.md). Stored "
+                    "verbatim; 32 KB limit (LimitExceededException); named principals must exist; lockout "
+                    "safety check unless BypassPolicyLockoutSafetyCheck.",
+    "ListRetirableGrants": "Grants on other accounts' keys are listed when RetiringPrincipal is in the caller's "
+                           "account; for any other principal only grants on the caller's own keys.",
+    "GenerateRandom": "CustomKeyStoreId of an external key store: UnsupportedOperationException, as AWS (only "
+                      "CloudHSM key stores generate random bytes); unknown id: CustomKeyStoreNotFoundException.",
 }
 
 

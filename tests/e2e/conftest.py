@@ -1,8 +1,12 @@
 """Fixtures for end-to-end tests: real trentd processes, boto3 clients that talk HTTP to them.
 
-- ``trentd_server`` (from the trentd pytest plugin): one --dev server for the session.
-- ``secure_server``: one server in normal mode (signatures checked, admin credentials from
-  the data dir), with the test clock enabled.
+- ``store_kind``: ``sqlite`` or ``postgres``. The servers below are parametrized over it, so
+  every test that uses them runs against both stores (``test_x[sqlite]``, ``test_x[postgres]``).
+  The PostgreSQL server gets a throwaway database of its own on ``TRENTD_TEST_POSTGRES``
+  (default 127.0.0.1:5432, database ``test``); unreachable → skipped, or failed when ``CI`` is set.
+- ``trentd_server``: one --dev server per store for the session (overrides the plugin's).
+- ``secure_server``: one server per store in normal mode (signatures checked, admin credentials
+  from the data dir), with the test clock enabled.
 - ``kms``: a boto3 client for the dev server in a fresh random account, so tests never see
   each other's keys; ``raw_kms`` is the same without botocore's client-side validation, for
   testing the server's own validation.
@@ -15,12 +19,28 @@ import random
 import pytest
 from botocore.exceptions import ClientError
 
+from trentd.testing.postgres import require_postgres
 from trentd.testing.server import TrentdServer
+
+STORES = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session", params=STORES)
+def store_kind(request) -> str:
+    if request.param == "postgres":
+        require_postgres()
+    return request.param
 
 
 @pytest.fixture(scope="session")
-def secure_server():
-    with TrentdServer(dev=False) as server:
+def trentd_server(store_kind):
+    with TrentdServer(store=store_kind) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def secure_server(store_kind):
+    with TrentdServer(dev=False, store=store_kind) as server:
         yield server
 
 

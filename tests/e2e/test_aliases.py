@@ -186,19 +186,19 @@ def test_update_alias_retargets(kms, account, key_id):
 
 @pytest.mark.parametrize("old, new, words", [
     ({}, {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},
-     "SYMMETRIC ENCRYPT_DECRYPT key to a HMAC GENERATE_VERIFY_MAC"),
+     "(SYMMETRIC ENCRYPT_DECRYPT), not HMAC GENERATE_VERIFY_MAC"),
     ({}, {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"},
-     "SYMMETRIC ENCRYPT_DECRYPT key to a ASYMMETRIC SIGN_VERIFY"),
+     "(SYMMETRIC ENCRYPT_DECRYPT), not ASYMMETRIC SIGN_VERIFY"),
     ({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}, {"KeySpec": "ECC_NIST_P256", "KeyUsage": "KEY_AGREEMENT"},
-     "ASYMMETRIC SIGN_VERIFY key to a ASYMMETRIC KEY_AGREEMENT"),
+     "(ASYMMETRIC SIGN_VERIFY), not ASYMMETRIC KEY_AGREEMENT"),
 ])
 def test_update_alias_needs_same_key_type_and_usage(kms, old, new, words):
     old_id = kms.create_key(**old)["KeyMetadata"]["KeyId"]
     new_id = kms.create_key(**new)["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName="alias/typed", TargetKeyId=old_id)
     assert fails(kms.update_alias, AliasName="alias/typed", TargetKeyId=new_id) == (
-        "ValidationException", f"Alias alias/typed cannot be changed from a {words} key: "
-                               "the new key must have the same key type and key usage.")
+        "ValidationException", "Alias alias/typed cannot point to the new key: it must have the same key type "
+                               f"and key usage as the current one {words}.")
     assert targets(kms) == {"alias/typed": old_id}
 
 

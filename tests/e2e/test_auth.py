@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from unittest import mock
@@ -76,6 +77,19 @@ def test_boto3_with_admin_credentials(secure_server):
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"signed")["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"signed"
     assert key["KeyId"] in {k["KeyId"] for k in kms.list_keys(Limit=1000)["Keys"]}
+
+
+def test_key_operations_after_the_caller_was_idle(secure_server):
+    # Identity policies and secrets are cached for about a second: the first call after that,
+    # when everything is looked up again, must work like any other.
+    kms = secure_server.client()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    time.sleep(1.5)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    time.sleep(1.5)
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"idle")["CiphertextBlob"]
+    time.sleep(1.5)
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"idle"
 
 
 def test_raw_signed_request_with_extra_unsigned_headers(secure_server):

@@ -13,6 +13,9 @@ REGION = "us-east-1"
 MISSING = "00000000-0000-4000-8000-000000000000"
 POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, ' \
          '"Action": "kms:*", "Resource": "*"}]}'
+# grants everything to one IAM user only: any other caller locks itself out
+LOCKOUT = '{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::{account}:user/nobody"}, ' \
+          '"Action": "kms:*", "Resource": "*"}]}'
 
 
 def key_arn(account: str, key_id: str) -> str:
@@ -171,24 +174,48 @@ def test_policy_can_be_changed_while_pending_deletion(kms, key_id):
 
 
 @pytest.mark.parametrize("document, message", [
-    ("{", "The new key policy is not valid JSON."),
-    ("not json", "The new key policy is not valid JSON."),
-    ("[]", "The new key policy must be a JSON object."),
+    ("{", "Syntax errors in policy."),
+    ("not json", "Syntax errors in policy."),
+    ("[]", "The policy must be a JSON object."),
     ('{"Version": "2012-10-17"}', "Policy is missing required element - Statement."),
     ('{"Statement": [{"Effect": "Maybe", "Principal": "*", "Action": "kms:*", "Resource": "*"}]}',
-     "Policy statements must have an Effect of Allow or Deny."),
+     "Policy statement has an invalid Effect: 'Maybe'. Use Allow or Deny."),
+    (LOCKOUT, "The new key policy will not allow you to update the key policy in the future."),
 ])
 def test_malformed_policy_is_refused(kms, account, key_id, document, message):
     before = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    document = document.replace("{account}", account)
     assert fails(kms.put_key_policy, KeyId=key_id, PolicyName="default", Policy=document) == (
         "MalformedPolicyDocumentException", message)
     assert kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"] == before
     assert f"arn:aws:iam::{account}:root" in before
 
 
+def test_lockout_check_can_be_bypassed(kms, account, key_id):
+    policy = LOCKOUT.replace("{account}", account)
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy, BypassPolicyLockoutSafetyCheck=True)
+    code, message = fails(kms.get_key_policy, KeyId=key_id, PolicyName="default")  # locked out indeed
+    assert code == "AccessDeniedException"
+    assert message.startswith(f"User: arn:aws:iam::{account}:")
+    assert message.endswith(f"is not authorized to perform: kms:GetKeyPolicy on resource: {key_arn(account, key_id)} "
+                            "because no resource-based policy allows the kms:GetKeyPolicy action")
+
+
+def test_principals_must_exist_outside_dev_mode(secure_server):
+    kms = secure_server.client()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    policy = LOCKOUT.replace("{account}", "000000000000")
+    assert fails(kms.put_key_policy, KeyId=key_id, PolicyName="default", Policy=policy,
+                 BypassPolicyLockoutSafetyCheck=True) == (
+        "MalformedPolicyDocumentException", "Policy contains a statement with one or more invalid principals.")
+    assert fails(kms.create_key, Policy=policy, BypassPolicyLockoutSafetyCheck=True)[0] == \
+        "MalformedPolicyDocumentException"
+    assert "user/nobody" not in kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+
+
 def padded_policy(size: int) -> str:
     """A valid policy of exactly ``size`` UTF-8 bytes."""
-    policy = POLICY[:-1] + ', "Sid": "'
+    policy = POLICY[:-1] + ', "Id": "'
     return policy + "x" * (size - len(policy) - 2) + '"}'
 
 

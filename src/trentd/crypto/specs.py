@@ -59,8 +59,10 @@ KEY_SPECS: dict[str, KeySpec] = {
         _spec("SYMMETRIC_DEFAULT", "symmetric", {ENCRYPT_DECRYPT: ("SYMMETRIC_DEFAULT",)},
               default_usage=ENCRYPT_DECRYPT, details={"key_bytes": 32}),
         *(
+            # import_bytes: the lengths ImportKeyMaterial accepts (at least the hash length).
             _spec(f"HMAC_{bits}", "hmac", {GENERATE_VERIFY_MAC: (f"HMAC_SHA_{bits}",)},
-                  details={"hash": f"SHA{bits}", "key_bytes": bits // 8})
+                  details={"hash": f"SHA{bits}", "key_bytes": bits // 8,
+                           "import_bytes": (bits // 8, 64 if bits <= 256 else 128)})
             for bits in (224, 256, 384, 512)
         ),
         *(

@@ -18,18 +18,20 @@ from datetime import datetime, timezone
 
 import orjson
 
+from ..audit import AuditLog, AuditUnavailable, Exchange
 from ..auth import sigv4
 from ..auth.authenticator import Authenticator
 from ..errors import AWSError, internal
 from ..kms import api
 from ..protocol.model import error_body, load_service
 from ..runtime import Runtime
-from ..store.rootkey import RootKeyError
+from ..store.rootkey import RootKeyError, RootKeyUnavailable
 from ..store.errors import StoreUnavailable
 from . import sts
 
 log = logging.getLogger("trentd.http")
 
+AUDIT_UNAVAILABLE = "An internal error occurred: the request could not be recorded in the audit log."
 MAX_BODY = 512 * 1024  # a legal CreateKey with non-ASCII text reaches ~360 KB
 JSON_TYPE = b"application/x-amz-json-1.1"
 SWEEP_SECONDS = 1.0
@@ -41,7 +43,30 @@ class BodyTooLarge(AWSError):
                          f"Request body exceeds the maximum allowed size of {MAX_BODY} bytes.", 413)
 
 
-async def read_body(scope, receive) -> bytes:
+class BodyTimeout(AWSError):
+    """The body did not arrive within the body deadline (a stalled or lying client)."""
+
+    def __init__(self):
+        super().__init__("RequestTimeoutException", "The request body was not received in time.", 408)
+
+
+# Answers after which the rest of the request is not read: the connection is closed instead.
+CLOSE_AFTER = (BodyTooLarge, BodyTimeout)
+
+
+async def read_body(scope, receive, timeout: float | None = None) -> bytes:
+    """The whole body, at most MAX_BODY bytes (413 before reading when Content-Length says more;
+    a chunked body is cut off at the cap), received within ``timeout`` seconds (408)."""
+    if not timeout:
+        return await _read_body(scope, receive)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body(scope, receive)
+    except TimeoutError:
+        raise BodyTimeout() from None
+
+
+async def _read_body(scope, receive) -> bytes:
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
             raise BodyTooLarge()
@@ -59,10 +84,13 @@ async def read_body(scope, receive) -> bytes:
             return b"".join(chunks)
 
 
-async def respond(send, status: int, body: bytes, content_type: bytes = JSON_TYPE, request_id: str | None = None):
+async def respond(send, status: int, body: bytes, content_type: bytes = JSON_TYPE, request_id: str | None = None,
+                  close: bool = False):
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if request_id:
         headers.append((b"x-amzn-requestid", request_id.encode()))
+    if close:  # the request was not read to its end: uvicorn closes the connection after this answer
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -77,6 +105,7 @@ class TrentApp:
         self.authenticator = Authenticator(runtime.store, runtime.root_key, dev=self.settings.dev,
                                            default_account=self.settings.account)
         self._sweeper: asyncio.Task | None = None
+        self.audit = AuditLog.for_runtime(runtime)
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
@@ -99,22 +128,39 @@ class TrentApp:
         headers = sigv4.normalize_headers(scope["headers"])
         # Until the scope is known, a form-encoded body marks an STS caller expecting XML errors.
         sts_call = sts.is_sts_request(headers)
+        # What the audit event of this request is built from (audit/events.py).
+        exchange = Exchange(request_id, datetime.now(timezone.utc), scope, headers,
+                            service="sts" if sts_call else "kms", default_region=self.settings.region)
+        close = False
         try:
-            body = await read_body(scope, receive)
-            cred = sigv4.parse(headers, now=datetime.now(timezone.utc), max_skew_seconds=self.settings.max_clock_skew)
+            body = exchange.body = await read_body(scope, receive, self.settings.body_timeout)
+            cred = exchange.cred = sigv4.parse(headers, now=datetime.now(timezone.utc),
+                                               max_skew_seconds=self.settings.max_clock_skew)
             sts_call = cred.service == "sts"
-            caller = await self._authenticate(scope, headers, body, cred, request_id)
+            exchange.service = "sts" if sts_call else "kms"
+            caller = exchange.caller = await self._authenticate(scope, headers, body, cred, request_id)
             if sts_call:
-                out = sts.dispatch(caller, sts.parse_form(body), request_id)
+                form = sts.parse_form(body)
+                exchange.operation = form.get("Action")
+                out = sts.dispatch(caller, form, request_id)
             else:
-                out = await self._kms(caller, headers, body)
+                out = await self._kms(caller, headers, body, exchange)
             status = 200
         except ConnectionError:
             return
         except Exception as exc:  # every failure becomes an AWS-shaped answer, never a traceback
-            err = self._as_aws_error(exc, request_id)
+            err = exchange.error = self._as_aws_error(exc, request_id)
+            close = isinstance(err, CLOSE_AFTER)
             status, out = sts.error(err, request_id) if sts_call else (err.status, error_body(err))
-        await respond(send, status, out, sts.XML_TYPE if sts_call else JSON_TYPE, request_id)
+            if sts_call:
+                exchange.error_code = getattr(sts, "_AUTH_CODES", {}).get(err.code, (err.code,))[0]
+        # Fail-closed: the answer leaves only once its event is durable (group commit).
+        try:
+            await self.audit.record(exchange)
+        except AuditUnavailable:
+            err = internal(AUDIT_UNAVAILABLE)
+            status, out = sts.error(err, request_id) if sts_call else (err.status, error_body(err))
+        await respond(send, status, out, sts.XML_TYPE if sts_call else JSON_TYPE, request_id, close)
 
     @staticmethod
     def _as_aws_error(exc: Exception, request_id: str) -> AWSError:
@@ -123,6 +169,9 @@ class TrentApp:
         if isinstance(exc, StoreUnavailable):
             log.warning("store unavailable: %s", exc)
             return AWSError("DependencyTimeoutException", "The database did not answer in time.")
+        if isinstance(exc, RootKeyUnavailable):  # an HSM gone: retryable, and never a fallback key
+            log.error("root key unavailable: %s", exc)
+            return AWSError("KMSInternalException", "The root key is unavailable; retry the request.")
         if isinstance(exc, RootKeyError):
             log.error("root key failure: %s", exc)
         else:
@@ -140,17 +189,18 @@ class TrentApp:
             return await asyncio.get_running_loop().run_in_executor(self.executor, authenticate)
         return authenticate()
 
-    async def _kms(self, caller, headers, body: bytes) -> bytes:
+    async def _kms(self, caller, headers, body: bytes, exchange: Exchange) -> bytes:
         name = self._operation_name(headers.get("x-amz-target", ""))
         operation = self.kms_model.operation(name)
         handler = api.OPERATIONS.get(name)
         if operation is None:
             raise AWSError("UnknownOperationException", f"Unknown operation {name or '(none)'}.")
+        exchange.operation = name
         if handler is None:
             raise AWSError("UnsupportedOperationException", f"{name} is not supported by trentd yet.")
-        request = operation.parse(body)
-        caller = dataclasses.replace(caller, operation=name, request=request)
-        result = await asyncio.get_running_loop().run_in_executor(
+        request = exchange.request = operation.parse(body)
+        caller = exchange.caller = dataclasses.replace(caller, operation=name, request=request)
+        result = exchange.result = await asyncio.get_running_loop().run_in_executor(
             self.executor, handler, self.service, caller, request)
         return operation.serialize(result)
 
@@ -164,7 +214,7 @@ class TrentApp:
         clock = self.runtime.clock
         try:
             if scope["method"] == "POST":
-                request = orjson.loads(await read_body(scope, receive) or b"{}")
+                request = orjson.loads(await read_body(scope, receive, self.settings.body_timeout) or b"{}")
                 if "offset_seconds" in request:
                     offset = float(request["offset_seconds"])
                 else:
@@ -187,7 +237,12 @@ class TrentApp:
             elif message["type"] == "lifespan.shutdown":
                 if self._sweeper:
                     self._sweeper.cancel()
+                try:  # last-use times still in memory (GetKeyLastUsage) reach the store
+                    await asyncio.get_running_loop().run_in_executor(None, api.shutdown, self.service)
+                except Exception:
+                    log.exception("could not write last-use times at shutdown")
                 self.executor.shutdown(wait=False, cancel_futures=True)
+                await asyncio.get_running_loop().run_in_executor(None, self.audit.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -197,5 +252,7 @@ class TrentApp:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
+            except StoreUnavailable as exc:  # an outage: one line a second, no traceback
+                log.warning("background job skipped, store unavailable: %s", exc)
             except Exception:
                 log.exception("background job failed; will retry")

@@ -3,6 +3,7 @@ parent already initialised, from the settings the parent put in the environment.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from ..runtime import Settings, open_runtime
@@ -10,5 +11,8 @@ from .app import TrentApp
 
 
 def app_from_env() -> TrentApp:
+    # A spawned worker inherits the environment but not the parent's logging setup.
+    logging.basicConfig(level=os.environ.get("TRENTD_LOG_LEVEL", "info").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_json(os.environ["TRENTD_SETTINGS_JSON"])
     return TrentApp(open_runtime(settings, announce=lambda text: None))

@@ -81,8 +81,8 @@ def update_alias(svc, caller, req):
         svc.authorize(tx, caller, current, caller.action)
         if _kind(current) != _kind(key):
             raise validation(
-                f"Alias {name} cannot be changed from a {' '.join(_kind(current))} key to a "
-                f"{' '.join(_kind(key))} key: the new key must have the same key type and key usage.")
+                f"Alias {name} cannot point to the new key: it must have the same key type and key usage as the "
+                f"current one ({' '.join(_kind(current))}), not {' '.join(_kind(key))}.")
         tx.retarget_alias(alias, key.key_id, svc.clock.now())
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from ..auth import policy as policy_language
 from ..auth.principals import ALLOW_ALL, ADMIN_NAME
 from ..errors import AWSError
+from ..http.sts import user_id
 from ..store.records import KeyRecord
 from .grant_rules import grant_allows
 
@@ -28,9 +29,12 @@ IDENTITY_CACHE_SECONDS = 1.0  # a changed identity policy takes effect within a 
 _ALLOW_ALL = policy_language.compile_cached(ALLOW_ALL, resource_policy=False)
 
 
-def denied(caller, action: str, resource: str, reason: str) -> AWSError:
+def denied(caller, action: str, resource: str | None, reason: str) -> AWSError:
+    """AWS's text; ``resource`` None leaves out "on resource: …", as AWS does for the
+    kms:TagResource check of a CreateKey with tags."""
+    where = f" on resource: {resource}" if resource is not None else ""
     return AWSError("AccessDeniedException",
-                    f"User: {caller.principal_arn} is not authorized to perform: {action} on resource: {resource} {reason}")
+                    f"User: {caller.principal_arn} is not authorized to perform: {action}{where} {reason}")
 
 
 def _no_policy(kind: str, action: str) -> str:
@@ -38,7 +42,8 @@ def _no_policy(kind: str, action: str) -> str:
 
 
 def _explicit(kind: str) -> str:
-    return f"with an explicit deny in a {kind}-based policy"
+    article = "an" if kind[0] in "aeiou" else "a"  # "in a resource-based", "in an identity-based"
+    return f"with an explicit deny in {article} {kind}-based policy"
 
 
 class RequestContext(Mapping):
@@ -76,14 +81,19 @@ class Authorizer:
         self._lock = threading.Lock()
 
     # --- identity policies ----------------------------------------------------------------
-    def identity_policies(self, principal_arn: str) -> list:
+    def identity_policies(self, principal_arn: str, tx=None) -> list:
+        """The principal's compiled identity policies; read in ``tx`` when the caller holds one
+        (a second transaction on the same thread is not allowed)."""
         if self.dev and principal_arn.endswith(f":user/{ADMIN_NAME}"):
             return [_ALLOW_ALL]  # --dev callers act as their account's administrator
         entry = self._identity.get(principal_arn)
         if entry is not None and entry[0] >= time.monotonic():
             return entry[1]
-        with self.store.read() as tx:
+        if tx is not None:
             documents = tx.identity_policies(principal_arn)
+        else:
+            with self.store.read() as own:
+                documents = own.identity_policies(principal_arn)
         compiled = [policy_language.compile_cached(text, resource_policy=False) for text in documents.values()]
         with self._lock:
             if len(self._identity) > 10_000:
@@ -91,19 +101,23 @@ class Authorizer:
             self._identity[principal_arn] = (time.monotonic() + IDENTITY_CACHE_SECONDS, compiled)
         return compiled
 
-    def _identity_result(self, request) -> tuple[bool, bool]:
-        results = [p.evaluate(request, resource_policy=False) for p in self.identity_policies(request.principal_arn)]
+    def _identity_result(self, request, tx=None) -> tuple[bool, bool]:
+        policies = self.identity_policies(request.principal_arn, tx)
+        results = [p.evaluate(request, resource_policy=False) for p in policies]
         return any(r.denied for r in results), any(r.allowed for r in results)
 
     # --- decisions ------------------------------------------------------------------------
-    def check_account(self, caller, action: str, resource: str, context: Mapping) -> None:
-        """Operations on no key: identity policies alone decide."""
+    def check_account(self, caller, action: str, resource: str, context: Mapping, *,
+                      shown_resource: str | None = "") -> None:
+        """Operations on no key: identity policies alone decide. ``shown_resource``: the
+        resource the AccessDenied message names ("" — the evaluated one; None — none)."""
         request = self._request(caller, action, resource, context)
         identity_denied, identity_allowed = self._identity_result(request)
+        shown = resource if shown_resource == "" else shown_resource
         if identity_denied:
-            raise denied(caller, action, resource, _explicit("identity"))
+            raise denied(caller, action, shown, _explicit("identity"))
         if not identity_allowed:
-            raise denied(caller, action, resource, _no_policy("identity", action))
+            raise denied(caller, action, shown, _no_policy("identity", action))
 
     def check_key(self, tx, caller, action: str, key: KeyRecord, context: Mapping, *, policy_text: str | None = None,
                   use_grants: bool = True) -> None:
@@ -114,7 +128,7 @@ class Authorizer:
         by_key = key_policy.evaluate(request, resource_policy=True)
         if by_key.denied:
             raise denied(caller, action, key.arn, _explicit("resource"))
-        identity_denied, identity_allowed = self._identity_result(request)
+        identity_denied, identity_allowed = self._identity_result(request, tx)
         if identity_denied:
             raise denied(caller, action, key.arn, _explicit("identity"))
         same_account = caller.account == key.account
@@ -147,8 +161,9 @@ def base_context(caller, key: KeyRecord | None, extra: dict) -> dict:
         "aws:principalaccount": caller.account,
         "aws:principaltype": "User" if kind == "user" else "AssumedRole" if kind == "assumed-role" else "Account",
         "aws:username": name if kind == "user" else None,
-        "aws:userid": name,
+        "aws:userid": user_id(caller.principal_arn),  # the unique id (AIDA…), as GetCallerIdentity shows
         "aws:sourceip": caller.source_ip,
+        "aws:requestedregion": caller.region,
         "aws:securetransport": caller.secure,
         "aws:currenttime": now,
         "aws:epochtime": int(now.timestamp()),

@@ -57,6 +57,17 @@ def _alias_named(key_id: str | None) -> str | None:
     return None
 
 
+def _context_keys(context: dict[str, str]) -> dict:
+    """kms:EncryptionContext:<k>, whose <k> part is case-insensitive. Two context keys that differ
+    only in case would collide; their condition key gets a value no operator can compare, which
+    the evaluator treats as unknown: it never satisfies an Allow and always satisfies a Deny."""
+    out: dict = {}
+    for k, v in context.items():
+        name = f"kms:encryptioncontext:{k.lower()}"
+        out[name] = {"ambiguous": True} if name in out else v
+    return out
+
+
 def _request_values(action: str, request: dict) -> dict:
     values = dict(DEFAULTS.get(action, {}))
     for member, name in MEMBER_KEYS.items():
@@ -66,7 +77,7 @@ def _request_values(action: str, request: dict) -> dict:
     if context is not None:
         values[EC_CONTEXT_KEY] = context
         values["kms:encryptioncontextkeys"] = list(context)
-        values.update({f"kms:encryptioncontext:{k.lower()}": v for k, v in context.items()})
+        values.update(_context_keys(context))
     if action in _TAKES_ALGORITHM:
         values["kms:encryptionalgorithm"] = request.get(_ALGORITHM_MEMBER.get(action, "EncryptionAlgorithm"),
                                                         "SYMMETRIC_DEFAULT")

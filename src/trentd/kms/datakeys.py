@@ -42,7 +42,7 @@ def _generate_data_key(svc, caller, req, operation_name: str) -> dict:
     with svc.store.read() as tx:
         key = _wrapping_key(svc, tx, caller, req, operation_name)
         plaintext = secrets.token_bytes(length)
-        blob, material_id = seal(svc, tx, key, plaintext, req.get("EncryptionContext"), SYMMETRIC)
+        blob, material_id = seal(svc, tx, key, plaintext, req.get("EncryptionContext"), SYMMETRIC, caller=caller)
     return with_material_id({"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn}, material_id)
 
 
@@ -68,7 +68,8 @@ def _generate_data_key_pair(svc, caller, req, operation_name: str) -> dict:
     # Key-pair generation (RSA-4096: ~0.4 s) happens outside any store transaction.
     private_der, public_der = asymmetric.generate_key_pair(pair_spec)
     with svc.store.read() as tx:
-        blob, material_id = seal(svc, tx, key, private_der, req.get("EncryptionContext"), SYMMETRIC)
+        blob, material_id = seal(svc, tx, key, private_der, req.get("EncryptionContext"), SYMMETRIC,
+                                 caller=caller)
     out = {"PrivateKeyCiphertextBlob": blob, "PrivateKeyPlaintext": private_der, "PublicKey": public_der,
            "KeyId": key.arn, "KeyPairSpec": pair_spec}
     return with_material_id(out, material_id)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import secrets
 
-from ..crypto import asymmetric, envelope, specs
+from ..crypto import asymmetric, envelope, specs, xks_envelope
 from ..errors import AWSError, invalid_ciphertext, validation
 from ..store.records import KeyRecord
+from . import keystores
 from .paging import dry_run
 from .service import Service, operation
 
@@ -42,8 +43,12 @@ def _check_encrypt_key(svc: Service, key: KeyRecord, algorithm: str, operation_n
     svc.require_algorithm(key, algorithm)
 
 
-def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm: str) -> tuple[bytes, str | None]:
-    """Encrypt under ``key``'s current material: (ciphertext blob, key material id or None)."""
+def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm: str,
+         caller=None) -> tuple[bytes, str | None]:
+    """Encrypt under ``key``'s current material: (ciphertext blob, key material id or None).
+    ``caller`` names who asks, for the requestMetadata of a call to an external key store proxy."""
+    if key.origin == keystores.ORIGIN:  # double encryption through the key's XKS proxy (format v2)
+        return keystores.seal(svc, tx, caller, key, plaintext, context), None
     material = svc.current_material(tx, key)
     if is_symmetric(key):
         header = envelope.Header(key.account, key.key_id, bytes.fromhex(key.current_material))
@@ -63,7 +68,9 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
         material = svc.current_material(tx, named)
         return named, asymmetric.decrypt(named.key_spec, material, algorithm, blob), None
     try:
-        header = envelope.read_header(blob)
+        # Format v2: a key in an external key store (crypto/xks_envelope.py); else v1.
+        xks_blob = xks_envelope.parse(blob) if xks_envelope.is_xks_blob(blob) else None
+        header = xks_blob.header if xks_blob else envelope.read_header(blob)
     except envelope.MalformedCiphertext:
         raise invalid_ciphertext() from None
     if not _KEY_ID.fullmatch(header.key_id):
@@ -72,6 +79,7 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
     # One answer for "no such key" and "not allowed": a ciphertext is no existence oracle.
     if key is None:
         raise AWSError("AccessDeniedException", UNKNOWN_KEY_MESSAGE)
+    caller.resources.append(key.arn)  # for the audit event
     try:
         svc.authorize(tx, caller, key, _DECRYPT_ACTION.get(operation_name, caller.action))
     except AWSError as err:
@@ -82,6 +90,11 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
         raise AWSError("IncorrectKeyException",
                        "The key ID in the request does not identify a CMK that can perform this operation.")
     _check_encrypt_key(svc, key, algorithm, operation_name)
+    if (xks_blob is not None) != (key.origin == keystores.ORIGIN):
+        # A v1 blob never names a key in an external key store (that would skip the external key).
+        raise invalid_ciphertext()
+    if xks_blob is not None:
+        return key, keystores.open_sealed(svc, tx, caller, key, xks_blob, context), None
     material_id = header.material_id.hex()
     material = svc.material(tx, key.account, key.key_id, material_id)
     if material is None:
@@ -104,8 +117,8 @@ def encrypt(svc, caller, req):
     with svc.store.read() as tx:
         key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
         _check_encrypt_key(svc, key, algorithm, "Encrypt")
-        dry_run(req)
-        blob, _ = seal(svc, tx, key, req["Plaintext"], req.get("EncryptionContext"), algorithm)
+        blob, _ = seal(svc, tx, key, req["Plaintext"], req.get("EncryptionContext"), algorithm, caller=caller)
+        dry_run(req)  # after seal's own checks too (context on an asymmetric key, RSA size limit)
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
 
 
@@ -153,9 +166,10 @@ def re_encrypt(svc, caller, req):
             svc, tx, caller, req["CiphertextBlob"], req.get("SourceEncryptionContext"), source_algorithm, named,
             "ReEncrypt")
         _check_encrypt_key(svc, destination, destination_algorithm, "ReEncrypt")
-        dry_run(req)
         blob, destination_material = seal(
-            svc, tx, destination, plaintext, req.get("DestinationEncryptionContext"), destination_algorithm)
+            svc, tx, destination, plaintext, req.get("DestinationEncryptionContext"), destination_algorithm,
+            caller=caller)
+        dry_run(req)  # after seal's own checks too (context on an asymmetric key, RSA size limit)
     out = {
         "CiphertextBlob": blob,
         "SourceKeyId": source.arn,
@@ -174,6 +188,5 @@ def generate_random(svc, caller, req):
         raise validation("NumberOfBytes is required.")
     svc.authorize_account(caller)
     if "CustomKeyStoreId" in req:
-        raise AWSError("CustomKeyStoreNotFoundException",
-                       f"Custom key store {req['CustomKeyStoreId']} does not exist.")
+        keystores.check_generate_random(svc, caller, req["CustomKeyStoreId"])
     return {"Plaintext": secrets.token_bytes(req["NumberOfBytes"])}

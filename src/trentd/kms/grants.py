@@ -73,15 +73,17 @@ def create_grant(svc, caller, req):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
         _check_new_grant(svc, tx, caller, key, req)
-        dry_run(req)
         name = req.get("Name")
+        existing = None
         if name is not None:  # Name makes CreateGrant idempotent per key: same grant, new token
-            for g in tx.key_grants(key.account, key.region, key.key_id):
-                if g.name == name and _same_grant(g, req):
-                    return {"GrantToken": make_token(g.grant_id), "GrantId": g.grant_id}
-        if tx.count_grants(key.account, key.region, key.key_id) >= MAX_GRANTS_PER_KEY:
+            existing = next((g for g in tx.key_grants(key.account, key.region, key.key_id)
+                             if g.name == name and _same_grant(g, req)), None)
+        if existing is None and tx.count_grants(key.account, key.region, key.key_id) >= MAX_GRANTS_PER_KEY:
             raise AWSError("LimitExceededException",
                            f"The request would exceed the limit of {MAX_GRANTS_PER_KEY} grants for key {key.arn}.")
+        dry_run(req)  # after every check, the grant limit included; nothing written yet
+        if existing is not None:
+            return {"GrantToken": make_token(existing.grant_id), "GrantId": existing.grant_id}
         grant = GrantRecord(
             account=key.account, region=key.region, key_id=key.key_id, grant_id=secrets.token_hex(32), name=name,
             grantee=req.get("GranteePrincipal"), retiring=req.get("RetiringPrincipal"),
@@ -109,8 +111,13 @@ def list_grants(svc, caller, req):
     wanted = _grant_id(req["GrantId"]) if "GrantId" in req else None
     with svc.store.read() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        rows = tx.key_grants(key.account, key.region, key.key_id, after, limit + 1, req.get("GranteePrincipal"))
-    rows = [g for g in rows if wanted is None or g.grant_id == wanted]
+        if wanted is None:
+            rows = tx.key_grants(key.account, key.region, key.key_id, after, limit + 1, req.get("GranteePrincipal"))
+        else:  # looked up directly: filtering one page would miss a grant beyond it
+            grant = tx.get_grant(wanted)
+            rows = [grant] if grant is not None and grant.grant_id > after and (
+                grant.account, grant.region, grant.key_id) == (key.account, key.region, key.key_id) and (
+                req.get("GranteePrincipal") in (None, grant.grantee)) else []
     rows, more = page(rows, limit, lambda g: g.grant_id)
     return {"Grants": [grant_entry(g) for g in rows], **more}
 
@@ -121,8 +128,13 @@ def list_retirable_grants(svc, caller, req):
         raise validation("RetiringPrincipal is required.")
     svc.authorize_account(caller)
     limit = req.get("Limit", 50)
+    # A principal of the caller's own account sees its retirable grants on every account's keys
+    # (AWS: "can include grants on KMS keys owned by other AWS accounts"); any other principal,
+    # only those on the caller's keys, so no account can list another's grants.
+    retiring = req["RetiringPrincipal"]
+    own = retiring.split(":")[4:5] == [caller.account] if retiring.startswith("arn:") else False
     with svc.store.read() as tx:
-        rows = tx.retirable_grants(caller.account, caller.region, req["RetiringPrincipal"],
+        rows = tx.retirable_grants(None if own else caller.account, caller.region, retiring,
                                    decode_marker(req.get("Marker")), limit + 1)
     rows, more = page(rows, limit, lambda g: g.grant_id)
     return {"Grants": [grant_entry(g) for g in rows], **more}

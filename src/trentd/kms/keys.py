@@ -3,16 +3,22 @@ Schedule/CancelKeyDeletion, and the sweep that really deletes keys when their wi
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 
 from ..crypto import asymmetric, specs
 from ..errors import AWSError, invalid_state, validation
 from ..store.records import KeyRecord
+from . import keystores, multiregion
+from .imports import cancelled_state, expiration_fields
 from .paging import decode_marker, page
 from .policies import check_lockout, check_policy, default_policy
+from .rotation import record_first_material
 from .service import operation
 from .tags import check_new_tags
+
+log = logging.getLogger("trentd.kms")
 
 MAX_KEYS_PER_REGION = 100_000
 DAY = 86_400.0
@@ -40,8 +46,10 @@ def key_metadata(key: KeyRecord) -> dict:
     }
     if key.deletion_date is not None:
         meta["DeletionDate"] = key.deletion_date
-    if spec.symmetric and key.current_material:
+    if spec.symmetric and key.current_material and key.origin != keystores.ORIGIN:
         meta["CurrentKeyMaterialId"] = key.current_material
+    meta.update(multiregion.metadata_fields(key))
+    meta.update(keystores.metadata_fields(key))
     return meta
 
 
@@ -72,15 +80,19 @@ def _generate_material(spec: specs.KeySpec) -> bytes:
 def create_key(svc, caller, req):
     spec, usage = _spec_and_usage(req)
     origin = req.get("Origin", "AWS_KMS")
-    if origin != "AWS_KMS":
+    if origin not in ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", keystores.ORIGIN):
         raise AWSError("UnsupportedOperationException", f"Origin {origin} is not supported by trentd yet.")
-    if req.get("MultiRegion") or req.get("CustomKeyStoreId") or req.get("XksKeyId"):
-        raise AWSError("UnsupportedOperationException",
-                       "Multi-Region keys and custom key stores are not supported by trentd yet.")
+    multi_region = bool(req.get("MultiRegion"))
     svc.authorize_account(caller)
     tags = check_new_tags(req.get("Tags", []))
-    material = _generate_material(spec)  # before the transaction: RSA generation is slow
-    key_id = str(uuid.uuid4())
+    # A key in an external key store: validated, and its external key checked through the proxy,
+    # before the transaction (AWS_CLOUDHSM answers UnsupportedOperationException there).
+    external = keystores.check_create_key(svc, caller, req, spec.name, usage, origin)
+    # EXTERNAL keys wait for ImportKeyMaterial; others get material before the transaction (RSA
+    # generation is slow). A key in an external key store has its own material too: the inner
+    # layer of its double encryption.
+    material = _generate_material(spec) if origin != "EXTERNAL" else None
+    key_id = multiregion.new_key_id() if multi_region else str(uuid.uuid4())
     with svc.store.write() as tx:
         if tx.count_keys(caller.account, caller.region) >= MAX_KEYS_PER_REGION:
             raise AWSError("LimitExceededException",
@@ -89,14 +101,23 @@ def create_key(svc, caller, req):
         key = KeyRecord(
             account=caller.account, region=caller.region, key_id=key_id, created=svc.clock.now(),
             description=req.get("Description", ""), key_spec=spec.name, key_usage=usage, origin=origin,
-            key_state="Enabled", deletion_date=None, multi_region=False, policy=default_policy(caller.account),
+            key_state="Enabled" if material is not None else "PendingImport", deletion_date=None,
+            multi_region=multi_region,
+            policy=default_policy(caller.account),
             current_material=None,
         )
         if "Policy" in req:
             key.policy = check_policy(svc, tx, caller, req["Policy"])
             check_lockout(svc, tx, caller, key, key.policy)
-        key.current_material = svc.new_material(tx, caller.account, key_id, material)
+        if material is not None:
+            key.current_material = svc.new_material(tx, caller.account, key_id, material)
+        if external is not None:
+            keystores.bind_key(tx, caller, key, external)
         tx.insert_key(key)
+        if multi_region:
+            multiregion.created(tx, key)
+        if material is not None:
+            record_first_material(tx, key, key.created)
         for tag_key, tag_value in tags.items():
             tx.put_tag(key, tag_key, tag_value)
     return {"KeyMetadata": key_metadata(key)}
@@ -106,7 +127,10 @@ def create_key(svc, caller, req):
 def describe_key(svc, caller, req):
     with svc.store.read() as tx:
         key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
-    return {"KeyMetadata": key_metadata(key)}
+        meta = key_metadata(key)
+        if key.origin == "EXTERNAL":  # ExpirationModel and ValidTo of the imported material
+            meta.update(expiration_fields(tx, key))
+    return {"KeyMetadata": meta}
 
 
 @operation("ListKeys")
@@ -157,6 +181,9 @@ def schedule_key_deletion(svc, caller, req):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
         svc.require_not_pending_deletion(key)
+        if multiregion.waits_for_replicas(svc, tx, key, window):
+            # A primary with replicas: its waiting period starts when the last replica is deleted.
+            return {"KeyId": key.arn, "KeyState": "PendingReplicaDeletion", "PendingWindowInDays": window}
         deletion_date = svc.clock.now() + window * DAY
         tx.update_key(key, key_state="PendingDeletion", deletion_date=deletion_date)
     return {"KeyId": key.arn, "DeletionDate": deletion_date, "KeyState": "PendingDeletion",
@@ -167,10 +194,12 @@ def schedule_key_deletion(svc, caller, req):
 def cancel_key_deletion(svc, caller, req):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        if key.key_state != "PendingDeletion":
+        if key.key_state not in ("PendingDeletion", "PendingReplicaDeletion"):
             raise invalid_state(f"{key.arn} is not pending deletion.")
-        # AWS leaves a key whose deletion was cancelled Disabled, whatever it was before.
-        tx.update_key(key, key_state="Disabled", deletion_date=None)
+        multiregion.cancelled(tx, key)
+        # AWS leaves a key whose deletion was cancelled Disabled, whatever it was before (an
+        # EXTERNAL key without its material: PendingImport).
+        tx.update_key(key, key_state=cancelled_state(tx, key), deletion_date=None)
     return {"KeyId": key.arn}
 
 
@@ -182,6 +211,8 @@ def sweep_deletions(svc, batch: int = 100) -> int:
             due = tx.keys_due_for_deletion(svc.clock.now(), batch)
             for key in due:
                 tx.delete_key(key)
+        for key in due:  # after the commit: one line per key, from the one node that deleted it
+            log.info("deleted key %s: its deletion window passed", key.arn)
         deleted += len(due)
         if len(due) < batch:
             return deleted

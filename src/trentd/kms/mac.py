@@ -13,7 +13,6 @@ def _mac_key(svc, caller, req, operation_name: str):
     with svc.store.read() as tx:
         key = svc.key_for_use(tx, caller, req["KeyId"], specs.GENERATE_VERIFY_MAC, operation_name,
                               req["MacAlgorithm"])
-        dry_run(req)
         return key, svc.current_material(tx, key)
 
 
@@ -21,6 +20,7 @@ def _mac_key(svc, caller, req, operation_name: str):
 def generate_mac(svc, caller, req):
     key, material = _mac_key(svc, caller, req, "GenerateMac")
     mac = asymmetric.mac(key.key_spec, material, req["MacAlgorithm"], req["Message"])
+    dry_run(req)
     return {"Mac": mac, "MacAlgorithm": req["MacAlgorithm"], "KeyId": key.arn}
 
 
@@ -29,4 +29,5 @@ def verify_mac(svc, caller, req):
     key, material = _mac_key(svc, caller, req, "VerifyMac")
     if not asymmetric.verify_mac(key.key_spec, material, req["MacAlgorithm"], req["Message"], req["Mac"]):
         raise AWSError("KMSInvalidMacException")
+    dry_run(req)  # a DryRun answers what the call would: a wrong MAC is still the real error
     return {"KeyId": key.arn, "MacValid": True, "MacAlgorithm": req["MacAlgorithm"]}

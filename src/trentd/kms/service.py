@@ -13,16 +13,23 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..crypto.specs import algorithms_for
 from ..errors import AWSError, not_found
 from ..store.records import KeyRecord, key_arn
 from ..store.rootkey import aad_for
+from ..xks.client import XksConnector
 from .context_keys import condition_context
 from .grant_rules import check_grant_tokens
+from .usage import UsageTracker
 
 OPERATIONS: dict[str, Callable] = {}
+# Functions ``load(svc, tx, key)`` that complete a key read by live_key() from side tables: its
+# MultiRegionConfiguration (kms/multiregion.py) and its external key store (kms/keystores.py,
+# which also shows a key of a disconnected store as Unavailable). Each returns at once for keys
+# that are not its kind.
+KEY_LOADERS: list[Callable] = []
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MRK = re.compile(r"mrk-[0-9a-f]{32}")
@@ -51,6 +58,9 @@ class Caller:
     secure: bool = False
     operation: str = ""  # the KMS operation being called; its IAM action is kms:<operation>
     request: dict | None = None  # the validated request, for policy condition keys
+    # ARNs of the keys this request touched, for the audit event's ``resources`` (shared by the
+    # copies dataclasses.replace makes; appended by resolve() and open_blob()).
+    resources: list = field(default_factory=list, compare=False, repr=False)
 
     @property
     def action(self) -> str:
@@ -85,6 +95,11 @@ class MaterialCache:
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
 
+    def discard(self, ident: tuple) -> None:
+        """Forget material that was deleted (imported material: DeleteImportedKeyMaterial, expiry)."""
+        with self._lock:
+            self._entries.pop(ident, None)
+
 
 class Service:
     def __init__(self, store, root_key, clock, authorizer):
@@ -93,6 +108,8 @@ class Service:
         self.clock = clock
         self.authorizer = authorizer
         self.materials = MaterialCache()
+        self.usage = UsageTracker()  # last cryptographic use per key (GetKeyLastUsage), flushed each second
+        self.xks = XksConnector()  # calls to external key store proxies (runtime.py configures it)
 
     # --- key identifiers ------------------------------------------------------------------
     def resolve(self, tx, caller: Caller, key_id: str, *, aliases: bool = False, action: str | None = None,
@@ -103,17 +120,27 @@ class Service:
         ``aliases``: whether this operation accepts alias names and alias ARNs (only the
         cryptographic operations, DescribeKey and GetPublicKey do)."""
         key = self._find(tx, caller, key_id, aliases)
+        caller.resources.append(key.arn)
         if authorize:
-            check_grant_tokens(tx, (caller.request or {}).get("GrantTokens"))
             self.authorize(tx, caller, key, action or caller.action)
         return key
 
     def authorize(self, tx, caller: Caller, key: KeyRecord, action: str) -> None:
+        # Grant tokens are checked wherever a key is authorized, so also for a Decrypt whose key
+        # comes from the ciphertext rather than from a KeyId.
+        check_grant_tokens(tx, (caller.request or {}).get("GrantTokens"))
         self.authorizer.check_key(tx, caller, action, key, condition_context(tx, caller, action, key))
 
     def authorize_account(self, caller: Caller, resource: str = "*") -> None:
         """Operations on no key (CreateKey, ListKeys, …): identity policies decide."""
         self.authorizer.check_account(caller, caller.action, resource, condition_context(None, caller, caller.action))
+        if caller.operation == "CreateKey" and (caller.request or {}).get("Tags"):
+            # Tags on CreateKey also need kms:TagResource in an identity policy covering every key
+            # of the account and Region (KMS guide, "Controlling access to tags"); AWS's refusal
+            # names no resource.
+            every_key = f"arn:aws:kms:{caller.region}:{caller.account}:key/*"
+            self.authorizer.check_account(caller, "kms:TagResource", every_key,
+                                          condition_context(None, caller, "kms:TagResource"), shown_resource=None)
 
     def _find(self, tx, caller: Caller, key_id: str, aliases: bool) -> KeyRecord:
         account, region = caller.account, caller.region
@@ -150,6 +177,9 @@ class Service:
         key = tx.get_key(account, region, key_id)
         if key is not None and key.deletion_date is not None and key.deletion_date <= self.clock.now():
             return None
+        if key is not None:
+            for load in KEY_LOADERS:
+                load(self, tx, key)
         return key
 
     def key_for_use(self, tx, caller: Caller, key_id: str, usage: str, operation_name: str,
@@ -198,9 +228,10 @@ class Service:
             raise AWSError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
 
     # --- key material ---------------------------------------------------------------------
-    def new_material(self, tx, account: str, key_id: str, material: bytes) -> str:
-        """Wrap and store a backing key; returns its KeyMaterialId (64 hex)."""
-        material_id = secrets.token_hex(32)
+    def new_material(self, tx, account: str, key_id: str, material: bytes, material_id: str | None = None) -> str:
+        """Wrap and store a backing key; returns its KeyMaterialId (64 hex): random for generated
+        material, or the one given (imported material's id is derived from the material)."""
+        material_id = material_id or secrets.token_hex(32)
         wrapped = self.root_key.wrap(material, aad_for(account, key_id, material_id))
         tx.insert_material(account, key_id, material_id, wrapped, self.clock.now())
         self.materials.put((account, key_id, material_id), material)

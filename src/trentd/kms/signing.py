@@ -14,7 +14,6 @@ from .service import operation
 
 def _signing_key(svc, tx, caller, req, operation_name: str):
     key = svc.key_for_use(tx, caller, req["KeyId"], specs.SIGN_VERIFY, operation_name, req["SigningAlgorithm"])
-    dry_run(req)
     return key, svc.current_material(tx, key)
 
 
@@ -24,6 +23,7 @@ def sign(svc, caller, req):
         key, material = _signing_key(svc, tx, caller, req, "Sign")
     signature = asymmetric.sign(key.key_spec, material, req["SigningAlgorithm"], req.get("MessageType", "RAW"),
                                 req["Message"])
+    dry_run(req)  # after the message checks (type, digest length) that signing makes; nothing is kept
     return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": req["SigningAlgorithm"]}
 
 
@@ -35,6 +35,7 @@ def verify(svc, caller, req):
                               req["Message"], req["Signature"])
     if not valid:
         raise AWSError("KMSInvalidSignatureException")
+    dry_run(req)  # a DryRun answers what the call would: a bad signature is still the real error
     return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": req["SigningAlgorithm"]}
 
 

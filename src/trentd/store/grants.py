@@ -60,11 +60,14 @@ class GrantQueries:
         return self.one("SELECT count(*) FROM grants WHERE account = ? AND region = ? AND key_id = ?",
                         (account, region, key_id))[0]
 
-    def retirable_grants(self, account: str, region: str, retiring: str, after: str, limit: int) -> list[GrantRecord]:
+    def retirable_grants(self, account: str | None, region: str, retiring: str, after: str,
+                         limit: int) -> list[GrantRecord]:
+        """Grants whose retiring principal is ``retiring``, on keys of ``account`` (None: any account)."""
+        owner = "" if account is None else "account = ? AND "
         rows = self.q(
-            f"SELECT {_COLUMNS} FROM grants WHERE account = ? AND region = ? AND retiring = ? AND grant_id > ? "
+            f"SELECT {_COLUMNS} FROM grants WHERE {owner}region = ? AND retiring = ? AND grant_id > ? "
             "ORDER BY grant_id LIMIT ?",
-            (account, region, retiring, after, limit),
+            (*(() if account is None else (account,)), region, retiring, after, limit),
         ).fetchall()
         return [_grant(r) for r in rows]
 

@@ -7,8 +7,8 @@ Same surface as ``SQLiteStore`` (``write()``/``read()`` yield the shared ``Tx``;
   with ``synchronous_commit=on`` (an acknowledged write is on disk), a server-side
   ``statement_timeout`` and ``idle_in_transaction_session_timeout``, a ``connect_timeout`` and TCP
   keepalives.
-- **Every transaction has a client-side deadline** (``deadline_seconds``, default 4 s, so a request
-  answers within 5 s). Server-side timeouts cannot help when the server is hung (stopped process,
+- **Every transaction has a client-side deadline** (``deadline_seconds``, default 3 s, so a request
+  answers within 5 s even when it makes a second store call after the first timed out). Server-side timeouts cannot help when the server is hung (stopped process,
   dead network), so a watchdog thread shuts the socket of a connection whose transaction outlives
   its deadline: the blocked call fails at once, the connection is discarded and the caller gets
   ``StoreUnavailable`` (a retryable 5xx). Waiting for a pooled connection counts against the same
@@ -19,7 +19,7 @@ Same surface as ``SQLiteStore`` (``write()``/``read()`` yield the shared ``Tx``;
   statement and no BEGIN/COMMIT (each READ COMMITTED statement sees the latest commits anyway);
   a statement other than SELECT inside ``read()`` is a programming error and is refused.
 - After a connection-level failure the idle connections are drained (they are most likely dead
-  too) and, while the database keeps failing, a request waits at most ~1 s for a connection
+  too) and, while the database keeps failing, a request waits at most ~0.5 s for a connection
   instead of the whole deadline, so a queue of requests cannot pile up behind an outage. The pool
   reconnects in the background and on demand; no restart is ever needed.
 """
@@ -51,7 +51,7 @@ POOL_MAX = 10
 CONNECT_TIMEOUT = 3  # seconds (libpq's minimum is 2)
 MIGRATE_TIMEOUT = 300.0
 # While the database keeps failing, wait this long for a connection instead of the whole deadline.
-FAILING_WAIT = 1.0
+FAILING_WAIT = 0.5
 
 
 def redact(dsn: str) -> str:
@@ -149,7 +149,7 @@ def _shut(conn: psycopg.Connection) -> None:
 class PostgresStore:
     kind = "postgres"
 
-    def __init__(self, dsn: str, deadline_seconds: float = 4.0, *, min_size: int = POOL_MIN,
+    def __init__(self, dsn: str, deadline_seconds: float = 3.0, *, min_size: int = POOL_MIN,
                  max_size: int = POOL_MAX):
         self.dsn = dsn
         self.deadline_seconds = deadline_seconds
@@ -251,26 +251,29 @@ class PostgresStore:
         conn = self._checkout(deadline)
         token = self._watchdog.watch(conn, deadline)
         self._local.conn = conn
-        usable = False
+        usable = fired = False
         try:
             try:
                 conn.autocommit = not write
                 yield Tx(conn, self._executor(conn, write), "postgres", writing=write)
                 if write:
                     conn.commit()
-                usable = True
             except psycopg.Error as exc:
                 fired = not self._watchdog.unwatch(token)
-                self._rollback(conn)
+                if not fired:
+                    self._rollback(conn)
                 raise self._translate(exc, fired) from None
             except BaseException:
-                self._rollback(conn)
-                usable = conn.pgconn.transaction_status == TransactionStatus.IDLE
+                fired = not self._watchdog.unwatch(token)
+                if not fired:
+                    self._rollback(conn)
                 raise
+            fired = not self._watchdog.unwatch(token)
         finally:
             self._local.conn = None
-            if not self._watchdog.unwatch(token):
-                usable = False  # the deadline fired: the socket is shut
+            # A connection goes back to the pool only if idle and its deadline never fired (the
+            # watchdog shut its socket); anything else is closed and the pool replaces it.
+            usable = not fired and not conn.closed and conn.pgconn.transaction_status == TransactionStatus.IDLE
             self._release(conn, usable)
         self._failing = False
 

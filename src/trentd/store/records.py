@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -20,6 +20,12 @@ class KeyRecord:
     multi_region: bool
     policy: str
     current_material: str | None
+    # Filled by the kms layer from side tables, never from the keys row (keyword-only, so the
+    # positional mapping of the keys columns is unaffected): the MultiRegionConfiguration of a
+    # multi-Region key (kms/multiregion.py) and the external key of a key in an external key
+    # store (kms/keystores.py).
+    multi_region_config: dict | None = field(default=None, kw_only=True, repr=False, compare=False)
+    xks: object | None = field(default=None, kw_only=True, repr=False, compare=False)
 
     @property
     def arn(self) -> str:

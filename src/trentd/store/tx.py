@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .grants import GrantQueries
+from .keystores import KeyStoreQueries
+from .lifecycle import LifecycleQueries
+from .multiregion import MultiRegionQueries
 from .records import AliasRecord, KeyRecord, PrincipalRecord
 
 _KEY_COLUMNS = (
@@ -23,7 +26,7 @@ def _key(row) -> KeyRecord:
     return rec
 
 
-class Tx(GrantQueries):
+class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries):
     def __init__(self, conn, execute, engine: str = "sqlite", writing: bool = False):
         self.conn = conn
         self._execute = execute
@@ -124,10 +127,12 @@ class Tx(GrantQueries):
         """Remove a key with its aliases and tags; its material goes when no Region holds the key."""
         where = "account = ? AND region = ? AND key_id = ?"
         params = (key.account, key.region, key.key_id)
-        for table in ("aliases", "tags", "grants", "keys"):
+        for table in ("aliases", "tags", "grants", "key_rotation", "material_versions", "key_last_usage", "xks_keys",
+                      "keys"):
             self.q(f"DELETE FROM {table} WHERE {where}", params)
         if not self.one("SELECT 1 FROM keys WHERE account = ? AND key_id = ?", (key.account, key.key_id)):
             self.q("DELETE FROM key_materials WHERE account = ? AND key_id = ?", (key.account, key.key_id))
+            self.q("DELETE FROM multi_region_keys WHERE account = ? AND key_id = ?", (key.account, key.key_id))
 
     # --- key material ---------------------------------------------------------------------
     def insert_material(self, account: str, key_id: str, material_id: str, wrapped: bytes, created: float) -> None:

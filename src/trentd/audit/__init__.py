@@ -1,0 +1,81 @@
+"""Audit: one CloudTrail-shaped event per API request, hash-chained, written by group commit,
+fail-closed unless ``--audit-fail-open`` (docs/audit.md).
+
+``AuditLog`` is what the HTTP edge uses: ``await audit.record(exchange)`` builds the event and
+returns once the batch holding it is durable, or raises ``AuditUnavailable``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+from ..store.rootkey import aad_for
+from .events import Exchange, Hasher, build_event
+from .sink import DEFAULT_MAX_BYTES, AuditSink, AuditUnavailable
+
+__all__ = ["AuditLog", "AuditSink", "AuditUnavailable", "Exchange", "Hasher", "build_event", "load_hmac_key"]
+
+log = logging.getLogger("trentd.audit")
+HMAC_META = "audit_hmac_key"
+_HMAC_AAD = aad_for("audit-hmac-key")
+
+
+def load_hmac_key(store, root_key) -> bytes:
+    """The per-deployment key of the audit log's salted hashes: random, kept in the store wrapped
+    under the root key (so every worker and node hashes alike), created on first use."""
+    with store.read() as tx:
+        wrapped = tx.get_meta(HMAC_META)
+    if wrapped is None:
+        with store.write() as tx:
+            exclusive = getattr(tx, "exclusive", None)
+            if exclusive is not None:  # several nodes may start at once over one database
+                exclusive("audit-hmac-key")
+            wrapped = tx.get_meta(HMAC_META)  # another process may have won the race
+            if wrapped is None:
+                wrapped = base64.b64encode(root_key.wrap(secrets.token_bytes(32), _HMAC_AAD)).decode()
+                tx.set_meta(HMAC_META, wrapped)
+    return root_key.unwrap(base64.b64decode(wrapped), _HMAC_AAD)
+
+
+def audit_dir(data_dir: str | Path) -> Path:
+    return Path(data_dir) / "audit"
+
+
+class AuditLog:
+    def __init__(self, directory: str | Path, *, hmac_key: bytes | None = None, fail_open: bool = False,
+                 stdout: bool = False, max_bytes: int = DEFAULT_MAX_BYTES, fsync: bool = True):
+        self.fail_open = fail_open
+        self.hasher = Hasher(hmac_key or secrets.token_bytes(32))
+        self.sink = AuditSink(directory, max_bytes=max_bytes, fail_open=fail_open,
+                              stdout=sys.stdout.fileno() if stdout else None, fsync=fsync)
+
+    @classmethod
+    def for_runtime(cls, runtime) -> "AuditLog":
+        settings = runtime.settings
+        return cls(audit_dir(settings.data_dir), hmac_key=getattr(runtime, "audit_hmac_key", None),
+                   fail_open=getattr(settings, "audit_fail_open", False),
+                   stdout=getattr(settings, "audit_stdout", False),
+                   max_bytes=getattr(settings, "audit_max_bytes", DEFAULT_MAX_BYTES))
+
+    async def record(self, exchange: Exchange) -> None:
+        """Return once the exchange's event is durable; AuditUnavailable if it cannot be (unless
+        fail-open, which logs and returns)."""
+        try:
+            event = build_event(exchange, self.hasher)
+        except Exception:
+            log.exception("could not build the audit event of request %s", exchange.request_id)
+            if self.fail_open:
+                return
+            raise AuditUnavailable("audit event could not be built") from None
+        try:
+            await self.sink.record(event)
+        except AuditUnavailable:
+            if not self.fail_open:
+                raise
+
+    def close(self) -> None:
+        self.sink.close()

@@ -1,0 +1,415 @@
+"""One CloudTrail-shaped event per API request (KMS and STS), built from what the HTTP edge learned.
+
+Field names and shapes follow the CloudTrail records the KMS developer guide shows (ct-encrypt,
+ct-decrypt, ct-createkey…): ``requestParameters`` uses the lower-camel member names of the
+request, ``keyId`` exactly as the caller gave it, the encryption context in clear, and
+``encryptionAlgorithm`` always on Decrypt; ``responseElements`` is null except for the few
+management operations whose answer names what was created or changed.
+
+**Redaction is our own allow-list, not the model's ``sensitive`` flag** (only PlaintextType is
+marked sensitive; GrantToken, ImportToken, Signature, Mac, EncryptedKeyMaterial… are not). Every
+member of every input shape is classified in exactly one of ``LOGGED``, ``HASHED`` and
+``OMITTED``; a member in none of them (a new model member) is omitted: default deny.
+tests/unit/test_audit_chain.py checks the classification covers the whole bundled model.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+import random
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from collections.abc import Callable
+from typing import Any
+
+from botocore.loaders import Loader
+
+EVENT_VERSION = "1.08"
+HASH_PREFIX = "hmac-sha256:"
+MAX_TEXT = 1024  # caps on caller-controlled free text (userAgent, errorMessage, unknown names)
+
+# --- redaction lists ---------------------------------------------------------------------------
+# Members logged as sent (structures and lists recursively, through these same lists).
+LOGGED = frozenset({
+    "AliasName", "BypassPolicyLockoutSafetyCheck", "CloudHsmClusterId", "Constraints", "CustomKeyStoreId",
+    "CustomKeyStoreName", "CustomKeyStoreType", "CustomerMasterKeySpec", "Description",
+    "DestinationEncryptionAlgorithm", "DestinationEncryptionContext", "DestinationKeyId", "DryRun",
+    "DryRunModifiers", "EncapsulationAlgorithm", "EncryptionAlgorithm", "EncryptionContext",
+    "EncryptionContextEquals", "EncryptionContextSubset", "ExpirationModel", "GrantId", "GranteePrincipal",
+    "GranteeServicePrincipal", "ImportType", "IncludeKeyMaterial", "KeyAgreementAlgorithm", "KeyId",
+    "KeyMaterialDescription", "KeyMaterialId", "KeyPairSpec", "KeySpec", "KeyUsage", "Limit", "MacAlgorithm",
+    "Marker", "MessageType", "MultiRegion", "Name", "NewCustomKeyStoreName", "NumberOfBytes", "Operations",
+    "Origin", "PendingWindowInDays", "Policy", "PolicyName", "PrimaryRegion", "ReplicaRegion", "ResourceOwners",
+    "RetiringPrincipal", "RetiringServicePrincipal", "RotationPeriodInDays", "SigningAlgorithm",
+    "SourceArn", "SourceEncryptionAlgorithm", "SourceEncryptionContext", "SourceKeyId", "TagKey", "TagKeys", "TagValue",
+    "Tags", "TargetKeyId", "TrustAnchorCertificate", "ValidTo", "WrappingAlgorithm", "WrappingKeySpec",
+    "XksKeyId", "XksProxyConnectivity", "XksProxyUriEndpoint", "XksProxyUriPath",
+    "XksProxyVpcEndpointServiceName", "XksProxyVpcEndpointServiceOwner",
+})
+# Bearer secrets worth correlating: logged as a keyed hash, ``hmac-sha256:<hex>`` (salted with a
+# per-deployment key kept wrapped in the store, so low-entropy values cannot be brute-forced from
+# the log alone); ``trentd audit hash`` computes the same hash for a search.
+HASHED = frozenset({"GrantToken", "GrantTokens"})
+# Never logged in any form: data, key material, proofs and credentials.
+OMITTED = frozenset({
+    "Plaintext",  # Encrypt
+    "CiphertextBlob",  # Decrypt, ReEncrypt
+    "Message",  # Sign/Verify/GenerateMac/VerifyMac input: caller data, often a secret
+    "Signature", "Mac",  # Verify/VerifyMac: a valid proof is a credential-like artefact
+    "ImportToken", "EncryptedKeyMaterial",  # ImportKeyMaterial: wrapped key material and its token
+    "PublicKey",  # DeriveSharedSecret peer key: not secret, but a blob (CloudTrail omits it)
+    "SharedSecretCiphertextBlob",  # Decapsulate
+    "Recipient",  # Nitro attestation document
+    "KeyStorePassword",  # CloudHSM key store crypto-user password
+    "XksProxyAuthenticationCredential",  # XKS proxy access key id + raw secret
+})
+
+# Operations whose answer carries data or keys: responseElements is always null (CloudTrail).
+CRYPTO_OPERATIONS = frozenset({
+    "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateRandom", "Sign", "Verify",
+    "GenerateMac", "VerifyMac", "DeriveSharedSecret", "Encapsulate", "Decapsulate",
+})
+# Management operations whose response is (partly) logged; every other answer is null.
+RESPONSE_MEMBERS: dict[str, tuple[str, ...]] = {
+    "CreateKey": ("KeyMetadata",),
+    "ReplicateKey": ("ReplicaKeyMetadata",),
+    "CreateGrant": ("GrantId", "GrantToken"),
+    "ImportKeyMaterial": ("KeyId", "KeyMaterialId"),
+    "DeleteImportedKeyMaterial": ("KeyId", "KeyMaterialId"),
+    "ScheduleKeyDeletion": ("KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"),
+    "CancelKeyDeletion": ("KeyId",),
+    "RotateKeyOnDemand": ("KeyId",),
+    "CreateCustomKeyStore": ("CustomKeyStoreId",),
+}
+# Output members never logged, even inside a logged response structure.
+OUTPUT_OMITTED = frozenset({
+    "Plaintext", "CiphertextBlob", "CiphertextForRecipient", "PrivateKeyPlaintext", "PrivateKeyCiphertextBlob",
+    "PublicKey", "Signature", "Mac", "ImportToken", "SharedSecret", "CiphertextForRecipient",
+})
+# Members CloudTrail always shows on these operations, with the default the service applied.
+DEFAULTS = {
+    "Encrypt": {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+    "Decrypt": {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+    "ReEncrypt": {"SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT", "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+}
+# Answer members that are non-secret identifiers of key material (additionalEventData).
+MATERIAL_IDS = ("KeyMaterialId", "SourceKeyMaterialId", "DestinationKeyMaterialId")
+_READ_ONLY_PREFIXES = ("Describe", "Get", "List")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+_VALUE_ECHO = re.compile(r"Value '.*?' at '", re.DOTALL)
+
+
+_ids = random.Random(secrets.token_bytes(32))  # uniqueness, not secrecy: cheaper than uuid4()'s syscall
+os.register_at_fork(after_in_child=lambda: _ids.seed(secrets.token_bytes(32)))
+
+
+def event_id() -> str:
+    """A random (version 4) UUID."""
+    n = (_ids.getrandbits(128) & ~(0xF000 << 64 | 0xC000 << 48)) | (0x4000 << 64 | 0x8000 << 48)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def lower_camel(name: str) -> str:
+    """Request member names as CloudTrail spells them; an all-caps prefix stays (AWSAccountId)."""
+    return name if name.startswith("AWS") else name[:1].lower() + name[1:]
+
+
+def iso_time(ts: float | datetime) -> str:
+    if isinstance(ts, datetime):
+        ts = ts.timestamp()
+    return _iso_second(int(ts // 1))
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_only(operation: str | None) -> bool:
+    return bool(operation) and (operation.startswith(_READ_ONLY_PREFIXES) or operation in CRYPTO_OPERATIONS)
+
+
+class Hasher:
+    """Salted HMAC-SHA256 of sensitive strings (Vault's audit-hash idea)."""
+
+    def __init__(self, key: bytes):
+        self._key = key
+
+    def __call__(self, value: str) -> str:
+        return HASH_PREFIX + hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+# --- shapes from the model: renderers compiled once per shape ----------------------------------
+@functools.cache
+def _model() -> dict:
+    return Loader().load_service_model("kms", "service-2")
+
+
+_SKIP = object()  # "leave this member out"
+Render = Callable[[Any, "Hasher | None"], Any]
+
+
+class _Compiler:
+    """Compiles, once per shape, a function rendering a validated value as CloudTrail shows it.
+    ``request=True``: structure members pass the request lists (LOGGED, HASHED; anything else is
+    left out); ``request=False`` (responses): every member but OUTPUT_OMITTED. Blobs never."""
+
+    def __init__(self, shapes: dict, request: bool):
+        self.shapes = shapes
+        self.request = request
+        self._cache: dict[str, Render] = {}
+
+    def shape(self, name: str) -> Render:
+        if name not in self._cache:
+            self._cache[name] = lambda v, h: self._cache[name](v, h)  # recursion stub
+            self._cache[name] = self._compile(self.shapes[name])
+        return self._cache[name]
+
+    def _compile(self, shape: dict) -> Render:
+        kind = shape["type"]
+        if kind == "structure":
+            fields = []
+            for member, spec in shape["members"].items():
+                if self.request and member in HASHED:
+                    fields.append((member, lower_camel(member), _hashed))
+                elif (member in LOGGED) if self.request else (member not in OUTPUT_OMITTED):
+                    fields.append((member, lower_camel(member), self.shape(spec["shape"])))
+            fields = tuple(fields)
+
+            def structure(value, hasher):
+                if type(value) is not dict:
+                    return _SKIP
+                out = {}
+                for member, name, render in fields:
+                    v = value.get(member)
+                    if v is not None:
+                        r = render(v, hasher)
+                        if r is not _SKIP:
+                            out[name] = r
+                return out
+
+            return structure
+        if kind == "list":
+            element = self.shape(shape["member"]["shape"])
+            return lambda value, hasher: [r for r in (element(v, hasher) for v in value) if r is not _SKIP]
+        if kind == "map":
+            if self.shapes[shape["value"]["shape"]]["type"] == "string":
+                return lambda value, hasher: dict(value)  # an encryption context: in clear
+            element = self.shape(shape["value"]["shape"])
+            return lambda value, hasher: {k: element(v, hasher) for k, v in value.items()}
+        if kind == "blob":
+            return lambda value, hasher: _SKIP  # never a blob, whatever list it is on
+        if kind == "timestamp":
+            return lambda value, hasher: iso_time(value) if isinstance(value, (int, float, datetime)) else _SKIP
+        return lambda value, hasher: value
+
+
+def _hashed(value, hasher: Hasher | None):
+    if hasher is None:
+        return _SKIP
+    if isinstance(value, list):
+        return [hasher(v) for v in value if isinstance(v, str)]
+    return hasher(value) if isinstance(value, str) else _SKIP
+
+
+@functools.cache
+def _compilers() -> tuple[_Compiler, _Compiler]:
+    shapes = _model()["shapes"]
+    return _Compiler(shapes, request=True), _Compiler(shapes, request=False)
+
+
+@functools.cache
+def _request_renderer(operation: str) -> Render | None:
+    spec = _model()["operations"].get(operation)
+    if spec is None or "input" not in spec:
+        return None
+    return _compilers()[0].shape(spec["input"]["shape"])
+
+
+@functools.cache
+def _response_renderer(operation: str) -> tuple | None:
+    names = RESPONSE_MEMBERS.get(operation)
+    spec = _model()["operations"].get(operation)
+    if not names or operation in CRYPTO_OPERATIONS or spec is None or "output" not in spec:
+        return None
+    members = _model()["shapes"][spec["output"]["shape"]]["members"]
+    compiler = _compilers()[1]
+    return tuple((name, lower_camel(name), _hashed if name in HASHED else compiler.shape(members[name]["shape"]))
+                 for name in names if name in members)
+
+
+def request_parameters(operation: str, request: dict | None, hasher: Hasher | None) -> dict | None:
+    if request is None:
+        return None
+    render = _request_renderer(operation)
+    if render is None:
+        return None
+    defaults = DEFAULTS.get(operation)
+    out = render({**defaults, **request} if defaults else request, hasher)
+    return out or None
+
+
+def response_elements(operation: str, result: dict | None, hasher: Hasher | None, resources: list[str]) -> dict | None:
+    fields = _response_renderer(operation)
+    if not fields or not result:
+        return None
+    out: dict[str, Any] = {}
+    for member, name, render in fields:
+        value = result.get(member)
+        if value is not None:
+            rendered = render(value, hasher)
+            if rendered is not _SKIP:
+                out[name] = rendered
+    if operation == "CreateGrant" and resources:
+        out["keyId"] = resources[0]  # CloudTrail adds the key ARN though the answer has none
+    return out or None
+
+
+# --- the event ---------------------------------------------------------------------------------
+@dataclass
+class Exchange:
+    """What the HTTP edge learned about one request; filled as the request progresses."""
+
+    request_id: str
+    received: datetime
+    scope: dict
+    headers: dict
+    service: str = "kms"  # 'kms' or 'sts'
+    default_region: str = "us-east-1"
+    body: bytes | None = None
+    cred: Any = None  # sigv4.Credential once the Authorization header parsed
+    caller: Any = None  # kms.service.Caller once authenticated
+    operation: str | None = None  # set once the operation is known to exist
+    request: dict | None = None  # the validated request
+    result: dict | None = None  # the handler's answer (before serialization)
+    error: Any = None  # errors.AWSError the caller was answered with
+    error_code: str | None = None  # the code as the caller saw it (STS words some differently)
+    extra: dict = field(default_factory=dict)
+
+
+def _clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def scrub_message(message: str | None) -> str | None:
+    """Validation messages echo non-sensitive values (a list of grant tokens, say): drop every
+    echoed value, keep paths and constraints."""
+    if not message:
+        return message
+    if "Value '" in message:
+        message = _VALUE_ECHO.sub("Value at '", message)
+    return _clip(message)
+
+
+def user_identity(caller, cred) -> dict:
+    """The caller as CloudTrail shows it; only what is known when it was not authenticated."""
+    if caller is not None:
+        return dict(_known_identity(caller.principal_arn, caller.account, caller.access_key_id))
+    ident: dict[str, Any] = {"type": "Unknown"}
+    if cred is not None:
+        ident["accessKeyId"] = _clip(cred.access_key_id, 128)
+    return ident
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_identity(arn: str, account: str, access_key_id: str) -> dict:
+    parts = arn.split(":", 5)
+    resource = parts[5] if len(parts) == 6 else ""
+    kind, _, rest = resource.partition("/")
+    ident = {"type": "IAMUser", "principalId": "", "arn": arn, "accountId": account, "accessKeyId": access_key_id}
+    if resource == "root":
+        ident.update(type="Root", principalId=account)
+    elif kind == "user":
+        ident.update(principalId=_principal_id(arn), userName=rest.rsplit("/", 1)[-1])
+    elif kind in ("role", "assumed-role"):
+        role_name, _, session = rest.partition("/") if kind == "assumed-role" else (rest.rsplit("/", 1)[-1], "", "")
+        role_arn = arn if kind == "role" else f"arn:{parts[1]}:iam::{account}:role/{role_name}"
+        role_id = _principal_id(role_arn)
+        ident.update(type="AssumedRole", principalId=f"{role_id}:{session}" if session else role_id)
+        ident["sessionContext"] = {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role_arn,
+                                                     "accountId": account, "userName": role_name}}
+    else:
+        ident.update(type="Unknown", principalId=_principal_id(arn))
+    return ident
+
+
+def _principal_id(arn: str) -> str:
+    from ..http.sts import user_id  # the same id GetCallerIdentity answers
+
+    return user_id(arn)
+
+
+def event_name(ex: Exchange) -> str:
+    if ex.operation:
+        return ex.operation
+    if ex.service == "sts":
+        try:
+            from urllib.parse import parse_qs
+
+            action = parse_qs((ex.body or b"").decode("utf-8", "replace")).get("Action", [""])[-1]
+        except ValueError:
+            action = ""
+    else:
+        action = ex.headers.get("x-amz-target", "").partition(".")[2]
+    return action if _NAME.fullmatch(action or "") else "Unknown"
+
+
+def build_event(ex: Exchange, hasher: Hasher | None) -> dict:
+    caller = ex.caller
+    name = event_name(ex)
+    resources = list(dict.fromkeys(getattr(caller, "resources", None) or ()))
+    if ex.result:
+        created = (ex.result.get("KeyMetadata") or {}).get("Arn")
+        if created and created not in resources:
+            resources.append(created)
+    region = ex.cred.region if ex.cred is not None else ex.default_region
+    sts = ex.service == "sts"
+    event: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": user_identity(caller, ex.cred),
+        "eventTime": iso_time(ex.received),
+        "eventSource": "sts.amazonaws.com" if sts else "kms.amazonaws.com",
+        "eventName": name,
+        "awsRegion": region,
+        "sourceIPAddress": (ex.scope.get("client") or (None,))[0],
+        "userAgent": _clip(ex.headers.get("user-agent")),
+    }
+    if ex.error is not None:
+        event["errorCode"] = ex.error_code or ex.error.code
+        message = scrub_message(ex.error.message)
+        if message:
+            event["errorMessage"] = message
+    event["requestParameters"] = None if sts else request_parameters(name, ex.request, hasher)
+    event["responseElements"] = (None if sts or ex.error is not None
+                                 else response_elements(name, ex.result, hasher, resources))
+    material = {lower_camel(k): ex.result[k] for k in MATERIAL_IDS if ex.result and isinstance(ex.result.get(k), str)}
+    if material or ex.extra:
+        event["additionalEventData"] = {**material, **ex.extra}
+    event["requestID"] = ex.request_id
+    event["eventID"] = event_id()
+    event["readOnly"] = read_only(name)
+    account = caller.account if caller is not None else None
+    event["resources"] = [{"accountId": arn.split(":")[4], "type": "AWS::KMS::Key", "ARN": arn} for arn in resources]
+    event["eventType"] = "AwsApiCall"
+    event["managementEvent"] = True
+    if account:
+        event["recipientAccountId"] = account
+    event["eventCategory"] = "Management"
+    if ex.scope.get("scheme") == "https":
+        tls = (ex.scope.get("extensions") or {}).get("tls") or {}
+        details = {"clientProvidedHostHeader": _clip(ex.headers.get("host"), 256)}
+        if tls.get("tls_version") is not None:
+            details["tlsVersion"] = str(tls["tls_version"])
+        if tls.get("cipher_suite") is not None:
+            details["cipherSuite"] = str(tls["cipher_suite"])
+        event["tlsDetails"] = details
+    return event

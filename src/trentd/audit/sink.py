@@ -1,0 +1,273 @@
+"""The audit file sink: one hash-chained JSON-lines file per process, written by group commit.
+
+Request handlers ``submit`` an event and wait; one writer thread takes every pending event as a
+batch, chains and writes them, ``fdatasync``s once, and only then releases the batch's waiters.
+A response therefore leaves only after its event is durable, while throughput is bounded by
+events per fsync rather than by fsyncs per second.
+
+Files: ``DIR/<host>_<start>_<pid>_<rand>.<part>.jsonl`` (mode 0600). A part is closed when the next
+batch would take it past ``max_bytes``; the chain continues in the next part. Before each batch
+the writer checks that its file is still the one at its path (moved, deleted or replaced files
+would otherwise swallow events silently) and otherwise starts a new part.
+
+Failure: if a batch cannot be written, its waiters get ``AuditUnavailable`` (fail-closed: the
+request is answered 500) — or, with ``fail_open``, are released anyway and the failure is logged
+loudly. Either way the events are kept (bounded) and written as soon as the directory is writable
+again, marked ``additionalEventData.auditDelivery = "late"``; the writer retries every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import chain
+
+log = logging.getLogger("trentd.audit")
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+RETRY_SECONDS = 1.0
+MAX_BACKLOG = 100_000
+
+
+class AuditUnavailable(Exception):
+    """The event could not be made durable."""
+
+
+class AuditSink:
+    def __init__(self, directory: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES, fail_open: bool = False,
+                 stdout: int | None = None, fsync: bool = True, start: bool = True):
+        self.directory = Path(directory)
+        self.max_bytes = max(1, int(max_bytes))
+        self.fail_open = fail_open
+        self.stdout = stdout  # a file descriptor (1) or None
+        self.fsync = fsync
+        host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:64] or "host"
+        started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.chain_name = f"{host}_{started}_{os.getpid()}_{secrets.token_hex(2)}"
+        self._part = -1
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._ident: tuple[int, int] | None = None
+        self._size = 0
+        self._seq = 0
+        self._prev = chain.ZERO
+        self._pending: list[tuple[dict, object]] = []
+        self._backlog: deque[dict] = deque()
+        self._dropped = 0
+        self._failing = False
+        self._last_alarm = 0.0
+        self._closing = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="trentd-audit", daemon=True)
+        self.stats = {"events": 0, "batches": 0, "failures": 0}
+        if start:
+            self._thread.start()
+
+    # --- producers --------------------------------------------------------------------------
+    def submit(self, event: dict) -> Future:
+        """From any thread: a future that resolves once the event is durable (result True), or
+        False (fail-open, not written yet), or raises AuditUnavailable (fail-closed)."""
+        future: Future = Future()
+        self._enqueue(event, future)
+        return future
+
+    async def record(self, event: dict) -> bool:
+        """From the event loop: wait for the batch holding ``event`` to be flushed."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._enqueue(event, (loop, waiter))
+        return await waiter
+
+    def _enqueue(self, event: dict, waiter) -> None:
+        with self._cond:
+            if self._closing:
+                raise AuditUnavailable("the audit log is closed")
+            self._pending.append((event, waiter))
+            if len(self._pending) == 1:
+                self._cond.notify()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is pending, then stop the writer and close the file."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._close_file()
+
+    @property
+    def current_path(self) -> Path | None:
+        return self._path
+
+    # --- the writer thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    if self._backlog:
+                        if not self._cond.wait(RETRY_SECONDS):
+                            break  # retry the backlog
+                    else:
+                        self._cond.wait()
+                batch, self._pending = self._pending, []
+                closing = self._closing
+            if batch or self._backlog:
+                try:
+                    self._write(batch)
+                except Exception:  # never let the writer die: waiters would hang
+                    log.exception("audit writer failed unexpectedly")
+                    self._settle(batch, AuditUnavailable("audit writer error"))
+            if closing:
+                with self._cond:
+                    if not self._pending:
+                        return
+
+    def _write(self, batch: list) -> None:
+        events = [event for event, _ in batch]
+        late = list(self._backlog)
+        try:
+            self._ensure_file()
+            seq, prev = self._seq, self._prev
+            lines = []
+            for event in late + events:
+                line, prev = chain.encode(event, seq, prev)
+                lines.append(line)
+                seq += 1
+            data = b"".join(lines)
+            if self._size and self._size + len(data) > self.max_bytes:
+                self._close_file()
+                self._ensure_file()
+            self._write_all(data)
+            if self.stdout is not None:
+                # One write per line: workers share stdout, and a line up to PIPE_BUF is never
+                # interleaved with another process's.
+                for line in lines:
+                    _write_fd(self.stdout, line)
+        except OSError as exc:
+            self._failed(exc, batch)
+            return
+        self._seq, self._prev = seq, prev
+        self._size += len(data)
+        self._backlog.clear()
+        self.stats["events"] += len(lines)
+        self.stats["batches"] += 1
+        if self._failing:
+            self._failing = False
+            log.warning("audit log writable again: %d delayed event(s) written to %s%s", len(late), self._path,
+                        f"; {self._dropped} event(s) were lost while it was not" if self._dropped else "")
+            self._dropped = 0
+        self._settle(batch, True)
+
+    def _write_all(self, data: bytes) -> None:
+        _write_fd(self._fd, data)
+        if self.fsync:
+            os.fdatasync(self._fd)
+
+    def _failed(self, exc: Exception, batch: list) -> None:
+        self.stats["failures"] += 1
+        # Undo a partial write so the file ends at the last durable line, then start a new part
+        # next time (the failure may have been the file itself).
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+        self._close_file()
+        answer = "as recorded" if self.fail_open else "KMSInternalException"
+        for event, _ in batch:
+            extra = event.setdefault("additionalEventData", {})
+            extra["auditDelivery"] = "late"
+            extra["callerAnswer"] = answer
+            self._backlog.append(event)
+        while len(self._backlog) > MAX_BACKLOG:
+            self._backlog.popleft()
+            self._dropped += 1
+        now = time.monotonic()
+        if now - self._last_alarm >= 1.0:  # loud, but at most once a second
+            self._last_alarm = now
+            log.error("AUDIT LOG NOT WRITABLE (%s: %s); %s; %d event(s) waiting", type(exc).__name__, exc,
+                      "continuing because of --audit-fail-open" if self.fail_open else
+                      "requests are refused until it is writable again", len(self._backlog))
+        self._failing = True
+        self._settle(batch, False if self.fail_open else AuditUnavailable("the audit log cannot be written"))
+
+    def _ensure_file(self) -> None:
+        if self._fd is not None:
+            try:
+                st = os.stat(self._path)
+                if (st.st_dev, st.st_ino) == self._ident:
+                    return
+            except OSError:
+                pass
+            log.warning("audit file %s was moved, deleted or replaced; continuing the chain in a new part", self._path)
+            self._close_file()
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._part += 1
+        path = self.directory / f"{self.chain_name}.{self._part:04d}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600)
+        st = os.fstat(fd)
+        self._fd, self._path, self._ident, self._size = fd, path, (st.st_dev, st.st_ino), 0
+        if self.fsync:  # make the new name durable too
+            try:
+                dir_fd = os.open(self.directory, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+            except OSError:
+                pass
+
+    def _close_file(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+            self._ident = None
+
+    @staticmethod
+    def _settle(batch: list, outcome) -> None:
+        by_loop: dict = {}
+        for _, waiter in batch:
+            if isinstance(waiter, Future):
+                if not waiter.done():
+                    if isinstance(outcome, BaseException):
+                        waiter.set_exception(outcome)
+                    else:
+                        waiter.set_result(outcome)
+            else:
+                loop, future = waiter
+                by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, futures, outcome)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _resolve(futures: list, outcome) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(AuditUnavailable(*outcome.args))
+        else:
+            future.set_result(outcome)

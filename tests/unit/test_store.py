@@ -1,0 +1,187 @@
+"""The store interface on both engines: migrations, placeholders, errors, deadlines."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from trentd.store import schema
+from trentd.store.errors import Duplicate, StoreUnavailable
+from trentd.store.records import AliasRecord
+from trentd.store.sqlite import SQLiteStore
+from trentd.testing.postgres import ThrowawayDatabase, require_postgres
+
+
+@pytest.fixture(scope="module")
+def postgres_store():
+    """One database for the module (creating one costs ~1 s); ``store`` empties it per test."""
+    require_postgres()
+    from trentd.store.postgres import PostgresStore
+
+    database = ThrowawayDatabase()
+    store = PostgresStore(database.dsn, deadline_seconds=1.0)
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
+        database.drop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "trentd.db")
+        store.migrate()
+        yield store
+        store.close()
+        return
+    store = request.getfixturevalue("postgres_store")
+    with store.write() as tx:
+        tx.q("TRUNCATE meta, keys, aliases")
+    yield store
+
+
+def test_statements_split_outside_quotes_and_drop_comments():
+    sql = "CREATE TABLE a (x TEXT DEFAULT 'a;--b'); -- c;d\n-- whole line;\nCREATE INDEX i ON a (x);\n"
+    assert schema.statements(sql) == ["CREATE TABLE a (x TEXT DEFAULT 'a;--b')", "CREATE INDEX i ON a (x)"]
+
+
+def test_every_engine_gets_the_portable_migrations():
+    sqlite, postgres = schema.migrations("sqlite"), schema.migrations("postgres")
+    assert sqlite[0][0] == 1 and postgres[0][0] == 1
+    assert [v for v, _ in sqlite] == sorted({v for v, _ in sqlite})
+    with pytest.raises(ValueError):
+        schema.migrations("mysql")
+
+
+def test_placeholders_are_translated_once_outside_quotes():
+    pytest.importorskip("psycopg")
+    from trentd.store.postgres import redact, translate
+
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE '?%' AND d = ?") == (
+        "SELECT a FROM t WHERE b = %s AND c LIKE '?%%' AND d = %s", True)
+    assert translate("UPDATE t SET a = ?")[1] is False
+    assert translate("SELECT a FROM t FOR UPDATE SKIP LOCKED")[1] is False
+    assert "secret" not in redact("postgresql://u:secret@h:5/db") and "u@h:5/db" in redact("postgresql://u:secret@h:5/db")
+
+
+def test_migrate_twice_applies_nothing_the_second_time(store):
+    assert store.migrate() == []
+
+
+def test_write_commits_and_read_sees_it(store):
+    with store.write() as tx:
+        tx.set_meta("k", "v1")
+        tx.set_meta("k", "v2")
+    with store.read() as tx:
+        assert tx.get_meta("k") == "v2"
+    assert store.read_meta("k") == "v2"
+
+
+def test_an_exception_rolls_the_whole_transaction_back(store):
+    with pytest.raises(RuntimeError):
+        with store.write() as tx:
+            tx.set_meta("half", "written")
+            raise RuntimeError("boom")
+    assert store.read_meta("half") is None
+
+
+def test_unique_violation_is_duplicate_and_leaves_nothing(store):
+    alias = AliasRecord("111122223333", "us-east-1", "alias/x", "k1", 1.0, 1.0)
+    with store.write() as tx:
+        tx.insert_alias(alias)
+    with pytest.raises(Duplicate):
+        with store.write() as tx:
+            tx.set_meta("with-duplicate", "1")
+            tx.insert_alias(alias)
+    assert store.read_meta("with-duplicate") is None
+    with store.read() as tx:  # the store is still usable
+        assert tx.get_alias("111122223333", "us-east-1", "alias/x").key_id == "k1"
+
+
+def test_read_meta_inside_a_transaction(store):
+    with store.write() as tx:
+        tx.set_meta("clock", "1")
+    with store.write() as tx:
+        assert store.read_meta("clock") == "1"
+        tx.set_meta("other", "2")
+
+
+def test_nested_transactions_are_refused(store):
+    with store.read():
+        with pytest.raises(RuntimeError):
+            with store.read():
+                pass
+
+
+def test_postgres_read_refuses_writes(store):
+    if store.kind != "postgres":
+        pytest.skip("SQLite's read() is a deferred transaction")
+    with pytest.raises(RuntimeError, match="write statement inside store.read"):
+        with store.read() as tx:
+            tx.set_meta("x", "y")
+    assert store.read_meta("x") is None
+
+
+def test_postgres_deadline_discards_the_connection_and_recovers(store):
+    if store.kind != "postgres":
+        pytest.skip("PostgreSQL only")
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        with store.read() as tx:
+            tx.q("SELECT pg_sleep(30)")
+    assert time.monotonic() - started < 2.5
+    with store.read() as tx:  # a fresh connection, no restart
+        assert tx.one("SELECT 1")[0] == 1
+
+
+def test_postgres_client_side_deadline_fires_without_the_server(store):
+    """The watchdog, not statement_timeout: a lock wait held by another connection (lock_timeout
+    and statement_timeout raised above the deadline for this statement)."""
+    if store.kind != "postgres":
+        pytest.skip("PostgreSQL only")
+    import psycopg
+
+    holder = psycopg.connect(store.dsn, autocommit=False)
+    try:
+        holder.execute("SELECT pg_advisory_lock(42)")
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            with store.write() as tx:
+                tx.q("SET LOCAL statement_timeout = 60000")
+                tx.q("SET LOCAL lock_timeout = 60000")
+                tx.q("SELECT pg_advisory_xact_lock(42)")
+        assert time.monotonic() - started < 2.5
+    finally:
+        holder.close()
+    with store.write() as tx:
+        tx.set_meta("after", "ok")
+    assert store.read_meta("after") == "ok"
+
+
+def test_concurrent_writers_in_one_scope_do_not_lose_updates(store):
+    """Read-check-write in parallel: every increment survives (the per-scope lock on PostgreSQL,
+    BEGIN IMMEDIATE on SQLite)."""
+    from trentd.store.records import KeyRecord
+
+    key = KeyRecord("111122223333", "us-east-1", "k", 1.0, "0", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT",
+                    "AWS_KMS", "Enabled", None, False, "{}", None)
+    with store.write() as tx:
+        tx.insert_key(key)
+
+    def bump():
+        for _ in range(10):
+            with store.write() as tx:
+                current = tx.get_key(key.account, key.region, key.key_id)
+                tx.update_key(current, description=str(int(current.description) + 1))
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.read() as tx:
+        assert tx.get_key(key.account, key.region, key.key_id).description == "40"
