@@ -64,6 +64,23 @@ def key_id(kms) -> str:
     return kms.create_key(Description="test key")["KeyMetadata"]["KeyId"]
 
 
+@pytest.fixture(scope="module")
+def clock_server(store_kind):
+    """A server of its own per test module and store, whose service clock tests may move."""
+    with TrentdServer(store=store_kind) as server:
+        yield server
+
+
+@pytest.fixture
+def clock_kms(clock_server, account):
+    return clock_server.client(access_key=account, secret_key="unused-in-dev-mode")
+
+
+def server_now(server) -> float:
+    """The service clock; moving it by zero also runs the background jobs once."""
+    return server.move_clock(advance_seconds=0)["now"]
+
+
 def error_of(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
     """(error code, message) of a botocore ClientError."""
     err = excinfo.value

@@ -18,10 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from trentd.testing.server import TrentdServer
 
 from .byok import ALGORITHMS, DAY, import_material, open_ciphertext, wrap
-from .conftest import error_of
+from .conftest import error_of, server_now
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 DOES_NOT_EXPIRE = "KEY_MATERIAL_DOES_NOT_EXPIRE"
@@ -50,19 +49,6 @@ def at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def clock_server(store_kind):
-    with TrentdServer(store=store_kind) as server:
-        yield server
-
-
-@pytest.fixture
-def clock_kms(clock_server, account):
-    return clock_server.client(access_key=account, secret_key="unused-in-dev-mode")
-
-
-def server_now(server) -> float:
-    return server.move_clock(advance_seconds=0)["now"]
 
 
 # --- CreateKey and GetParametersForImport ---------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from trentd.testing.postgres import require_postgres
 from trentd.testing.server import TrentdServer
 
-from .conftest import error_of
+from .conftest import error_of, server_now
 
 DAY = 86_400
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -42,21 +42,6 @@ def rotations(kms, key_id: str, **kwargs) -> list[dict]:
     return kms.list_key_rotations(KeyId=key_id, **kwargs)["Rotations"]
 
 
-# --- dedicated servers whose clock we move (one per store and test module) ------------------
-@pytest.fixture(scope="module")
-def clock_server(store_kind):
-    with TrentdServer(store=store_kind) as server:
-        yield server
-
-
-@pytest.fixture
-def clock_kms(clock_server, account):
-    return clock_server.client(access_key=account, secret_key="unused-in-dev-mode")
-
-
-def server_now(server) -> float:
-    """The service clock; moving it by zero also runs the background jobs once."""
-    return server.move_clock(advance_seconds=0)["now"]
 
 
 # --- status, enable, disable ----------------------------------------------------------------
