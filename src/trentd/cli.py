@@ -88,6 +88,8 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
                         help="seconds a client has to send a request body (408 and close)")
     parser.add_argument("--xks-timeout", type=float, default=float(_env("XKS_TIMEOUT", 1.0)), metavar="SECONDS",
                         help="seconds each call to an external key store proxy may take (AWS: 0.25)")
+    parser.add_argument("--no-console", action="store_true", default=_env("NO_CONSOLE", "") == "1",
+                        help="do not serve the web console under /console/ (docs/console.md)")
     # Test and development only: reach XKS proxies that are not at their public name.
     parser.add_argument("--xks-resolve", action="append", metavar="FQDN=HOST:PORT",
                         default=[v for v in _env("XKS_RESOLVE", "").split(",") if v],
@@ -131,6 +133,7 @@ def serve(args) -> int:
     settings.header_timeout, settings.body_timeout = args.header_timeout, args.body_timeout
     settings.xks_resolve = _xks_resolve(args.xks_resolve) or None
     settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
+    settings.console = not args.no_console
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.dev:
         print(DEV_WARNING, file=sys.stderr, flush=True)
@@ -213,6 +216,10 @@ def principals_cmd(args) -> int:
         if args.action == "delete":
             tx.delete_principal(args.principal)
             return _print({"Deleted": args.principal})
+        if args.action == "put-trust-policy":
+            from .sts.admin import put_trust_policy
+
+            return _print(put_trust_policy(tx, args.principal, Path(args.policy_file).read_text()))
         from .auth.policy import parse_policy
         from .errors import AWSError
 
@@ -241,6 +248,12 @@ def access_keys_cmd(args) -> int:
         if not tx.delete_access_key(args.access_key_id):
             raise principals.PrincipalError(f"no such access key: {args.access_key_id}")
         return _print({"Deleted": args.access_key_id})
+
+
+def policies_cmd(args) -> int:
+    from .sts.admin import policies_cmd as run
+
+    return _print(run(args, _admin_store))
 
 
 def audit_cmd(args) -> int:
@@ -297,8 +310,15 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--principal", required=True)
     put.add_argument("--policy-file", required=True)
     put.add_argument("--policy-name", default="default")
+    trust = actions.add_parser("put-trust-policy", help="who may assume a role (sts:AssumeRole)")
+    trust.add_argument("--principal", required=True)
+    trust.add_argument("--policy-file", required=True)
     for sub in actions.choices.values():
         _data_dir_arg(sub)
+
+    from .sts.admin import add_policies_parser
+
+    add_policies_parser(commands, _data_dir_arg)
 
     keys_parser = commands.add_parser("access-keys", help="access keys of principals")
     key_actions = keys_parser.add_subparsers(dest="action", required=True)
@@ -334,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": serve, "migrate": migrate_cmd, "principals": principals_cmd, "access-keys": access_keys_cmd,
+                "policies": policies_cmd,
                 "audit": audit_cmd, "root-key": root_key_cmd, "seed": seed_cmd, "keys": keys_cmd}
     from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError

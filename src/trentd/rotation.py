@@ -56,6 +56,7 @@ class WrappedColumn:
 WRAPPED_COLUMNS = (
     WrappedColumn("key_materials", "wrapped", ("account", "key_id", "material_id"), aad_for),
     WrappedColumn("access_keys", "wrapped_secret", ("access_key_id",), _secret_aad),
+    WrappedColumn("sts_sessions", "wrapped_secret", ("access_key_id",), _secret_aad),  # temporary credentials
     WrappedColumn("custom_key_stores", "wrapped_secret", ("account", "region", "store_id", "access_key_id"),
                   xks_secret_aad),
 )

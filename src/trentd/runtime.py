@@ -61,6 +61,7 @@ class Settings:
     xks_resolve: dict | None = None  # TEST ONLY: XKS proxy host name -> "HOST:PORT" to connect to
     xks_ca_bundle: str | None = None  # TEST ONLY: also trust this CA (PEM) for XKS proxies
     xks_timeout: float = 1.0  # seconds per XKS proxy call (AWS: 0.25)
+    console: bool = True  # the web console under /console/ (--no-console turns it off; docs/console.md)
 
     @property
     def clock_movable(self) -> bool:

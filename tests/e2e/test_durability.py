@@ -207,6 +207,9 @@ def _timed(call) -> tuple[object, float]:
     return outcome, time.monotonic() - start
 
 
+CACHED_REQUESTS = (0, 5)  # the positions of Encrypt and GenerateDataKey in _requests
+
+
 def _requests(kms, key_id: str, tag: str) -> list:
     return [
         lambda: kms.encrypt(KeyId=key_id, Plaintext=b"during the outage"),
@@ -236,8 +239,12 @@ def test_database_outage_gives_fast_retryable_errors_and_recovers(own_cluster, f
             for round_ in range(2):  # the first requests meet pooled connections, later ones none
                 with ThreadPoolExecutor(6) as pool:
                     results = list(pool.map(_timed, _requests(kms, key_id, f"{fault}{round_}")))
-                for outcome, elapsed in results:
-                    assert outcome in RETRYABLE_5XX, results
+                for index, (outcome, elapsed) in enumerate(results):
+                    # Encrypt and GenerateDataKey on a cached key need no database: they may still
+                    # succeed until the caches stop trusting themselves, 0.75 s after the last
+                    # successful poll (docs/scale-out.md, "The cache epoch").
+                    cached = index in CACHED_REQUESTS and round_ == 0
+                    assert outcome in RETRYABLE_5XX or (cached and outcome == "ok"), results
                     assert elapsed <= 5.0, results
         finally:
             if fault == "stopped":

@@ -313,7 +313,14 @@ def scrub_message(message: str | None) -> str | None:
 def user_identity(caller, cred) -> dict:
     """The caller as CloudTrail shows it; only what is known when it was not authenticated."""
     if caller is not None:
-        return dict(_known_identity(caller.principal_arn, caller.account, caller.access_key_id))
+        ident = dict(_known_identity(getattr(caller, "shown_arn", caller.principal_arn), caller.account,
+                                     caller.access_key_id))
+        session = getattr(caller, "session", None)
+        if session is not None:  # temporary credentials: when they were issued (CloudTrail sessionContext)
+            attributes = {"creationDate": iso_time(session.created),
+                          "mfaAuthenticated": "false"}
+            ident["sessionContext"] = {**ident.get("sessionContext", {}), "attributes": attributes}
+        return ident
     ident: dict[str, Any] = {"type": "Unknown"}
     if cred is not None:
         ident["accessKeyId"] = _clip(cred.access_key_id, 128)
@@ -388,7 +395,7 @@ def build_event(ex: Exchange, hasher: Hasher | None) -> dict:
         message = scrub_message(ex.error.message)
         if message:
             event["errorMessage"] = message
-    event["requestParameters"] = None if sts else request_parameters(name, ex.request, hasher)
+    event["requestParameters"] = (ex.request or None) if sts else request_parameters(name, ex.request, hasher)
     event["responseElements"] = (None if sts or ex.error is not None
                                  else response_elements(name, ex.result, hasher, resources))
     material = {lower_camel(k): ex.result[k] for k in MATERIAL_IDS if ex.result and isinstance(ex.result.get(k), str)}

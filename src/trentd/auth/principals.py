@@ -59,6 +59,11 @@ def create_access_key(tx, root_key, arn: str) -> tuple[str, str]:
     return access_key_id, secret
 
 
+def wrap_secret(root_key, access_key_id: str, secret: str) -> bytes:
+    """A secret access key as stored: long-term keys here, temporary ones in sts_sessions."""
+    return root_key.wrap(secret.encode(), _secret_aad(access_key_id))
+
+
 def unwrap_secret(root_key, access_key_id: str, wrapped: bytes) -> str:
     return root_key.unwrap(wrapped, _secret_aad(access_key_id)).decode()
 

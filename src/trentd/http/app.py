@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import orjson
 
 from ..audit import AuditLog, AuditUnavailable, Exchange
+from ..audit.events import event_id
 from ..auth import sigv4
 from ..auth.authenticator import Authenticator
 from ..errors import AWSError, internal
+from ..inline import MustOffload, on_event_loop
 from ..kms import api
 from ..protocol.model import error_body, load_service
 from ..runtime import Runtime
@@ -103,9 +104,14 @@ class TrentApp:
         self.kms_model = load_service("kms")
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="trentd")
         self.authenticator = Authenticator(runtime.store, runtime.root_key, dev=self.settings.dev,
-                                           default_account=self.settings.account)
+                                           default_account=self.settings.account, clock=runtime.clock)
         self._sweeper: asyncio.Task | None = None
         self.audit = AuditLog.for_runtime(runtime)
+        self.console = None  # the web console (trentd/console), unless --no-console
+        if getattr(self.settings, "console", True):
+            from ..console import Console
+
+            self.console = Console(self)
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
@@ -120,11 +126,13 @@ class TrentApp:
             return await respond(send, 200, b'{"status":"ok"}', b"application/json")
         if path == "/_trentd/clock" and self.settings.clock_movable:
             return await self._clock(scope, receive, send)
+        if self.console is not None and (path == "/console" or path.startswith("/console/")):
+            return await self.console(scope, receive, send)
         await respond(send, 404, b'{"message":"Not Found"}', b"application/json")
 
     # --- the API: KMS (JSON 1.1) or STS (Query), chosen by the credential scope -----------------
     async def _api(self, scope, receive, send):
-        request_id = str(uuid.uuid4())
+        request_id = event_id()  # a version 4 UUID without uuid4()'s syscall per request
         headers = sigv4.normalize_headers(scope["headers"])
         # Until the scope is known, a form-encoded body marks an STS caller expecting XML errors.
         sts_call = sts.is_sts_request(headers)
@@ -142,7 +150,9 @@ class TrentApp:
             if sts_call:
                 form = sts.parse_form(body)
                 exchange.operation = form.get("Action")
-                out = sts.dispatch(caller, form, request_id)
+                # AssumeRole and GetSessionToken write to the store: off the event loop
+                out = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, sts.dispatch, self.service, caller, form, exchange)
             else:
                 out = await self._kms(caller, headers, body, exchange)
             status = 200
@@ -200,9 +210,23 @@ class TrentApp:
             raise AWSError("UnsupportedOperationException", f"{name} is not supported by trentd yet.")
         request = exchange.request = operation.parse(body)
         caller = exchange.caller = dataclasses.replace(caller, operation=name, request=request)
-        result = exchange.result = await asyncio.get_running_loop().run_in_executor(
-            self.executor, handler, self.service, caller, request)
+        exchange.result = result = await self._run(name, handler, caller, request)
         return operation.serialize(result)
+
+    async def _run(self, name: str, handler, caller, request):
+        """Run a handler: a cryptographic call on the event loop while it needs no blocking work
+        (a cached key, symmetric crypto: a few µs, less than the hop to a thread costs), else —
+        from the start — on the thread pool (trentd/inline.py)."""
+        if name in api.INLINE_OPERATIONS:
+            try:
+                with on_event_loop():
+                    return handler(self.service, caller, request)
+            except (MustOffload, AWSError):  # an error is re-checked against the store, on the pool
+                caller.resources.clear()  # the second attempt records the keys it touches again
+        if name in api.CACHED_OPERATIONS:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.executor, api.checked_call, handler, self.service, caller, request)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, handler, self.service, caller, request)
 
     def _operation_name(self, target: str) -> str:
         prefix, _, name = target.partition(".")
@@ -232,6 +256,7 @@ class TrentApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.runtime.store.changes.start()  # caches follow other processes' writes
                 self._sweeper = asyncio.create_task(self._sweep_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

@@ -1,8 +1,8 @@
 """The STS Query protocol on the same endpoint: form-encoded requests, XML answers.
 
-Requests whose SigV4 scope names service ``sts`` come here. Today it answers GetCallerIdentity,
-so ``aws sts get-caller-identity`` shows who a set of credentials is; errors are STS's XML shape
-and codes (traps.md, "STS on the wire").
+Requests whose SigV4 scope names service ``sts`` come here: this module is the edge (form
+parsing, XML errors with STS's codes, traps.md "STS on the wire"); the operations live in
+``trentd.sts``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _AUTH_CODES = {
     "MissingAuthenticationTokenException": ("MissingAuthenticationToken", 403),
     "ExpiredTokenException": ("ExpiredToken", 403),
     "AccessDeniedException": ("AccessDenied", 403),
+    "MalformedPolicyDocumentException": ("MalformedPolicyDocument", 400),
 }
 
 
@@ -45,27 +46,11 @@ def user_id(principal_arn: str) -> str:
     return prefix + hashlib.sha256(principal_arn.encode()).hexdigest()[:17].upper()
 
 
-def get_caller_identity(caller, request_id: str) -> bytes:
-    return _xml(
-        "GetCallerIdentity",
-        f"<Arn>{escape(caller.principal_arn)}</Arn><UserId>{user_id(caller.principal_arn)}</UserId>"
-        f"<Account>{caller.account}</Account>",
-        request_id,
-    )
+def dispatch(svc, caller, form: dict[str, str], exchange) -> bytes:
+    """Run one STS request (trentd.sts); blocking: call it on a worker thread."""
+    from .. import sts as operations
 
-
-def dispatch(caller, form: dict[str, str], request_id: str) -> bytes:
-    action = form.get("Action")
-    if action == "GetCallerIdentity":
-        return get_caller_identity(caller, request_id)
-    raise AWSError("InvalidAction", f"Could not find operation {action} for version {form.get('Version', 'NO_VERSION_SPECIFIED')}")
-
-
-def _xml(action: str, result: str, request_id: str) -> bytes:
-    return (
-        f'<{action}Response xmlns="{NAMESPACE}"><{action}Result>{result}</{action}Result>'
-        f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"
-    ).encode()
+    return operations.dispatch(svc, caller, form, exchange)
 
 
 def error(err: AWSError, request_id: str) -> tuple[int, bytes]:

@@ -4,12 +4,39 @@ from __future__ import annotations
 
 from . import agreement, aliases, datakeys, encryption, grants, keys, mac, policies, signing, tags  # noqa: F401
 from . import imports, keystores, lastusage, multiregion, rotation  # noqa: F401
+from ..errors import AWSError
+from .cache import fresh_reads
 from .service import OPERATIONS
+from ..sts import sessions as sts_sessions
 
 __all__ = ["OPERATIONS", "run_background_jobs", "shutdown"]
 
 # Successful cryptographic operations record the key's last use (GetKeyLastUsage).
 lastusage.track(OPERATIONS)
+
+# Operations the HTTP edge first tries on the event loop: on a cached symmetric key they need no
+# store and little CPU. Anything blocking they meet sends them to the thread pool (trentd/inline.py).
+INLINE_OPERATIONS = frozenset({
+    "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
+    "VerifyMac",
+})
+
+# Operations that read keys through the cache (kms/cache.py); when one fails, it is run once more
+# with fresh reads before the error is answered (checked_call).
+CACHED_OPERATIONS = INLINE_OPERATIONS | {"Sign", "Verify", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"}
+
+
+def checked_call(handler, svc, caller, request):
+    """Run a cached operation; an error it meets may come from cached state that another node
+    has just changed (an EnableKey, a new grant), so the call is answered only after a second
+    attempt that reads the store. Handlers of these operations have no effects: safe to repeat."""
+    try:
+        return handler(svc, caller, request)
+    except AWSError:
+        caller.resources.clear()
+        with fresh_reads():
+            return handler(svc, caller, request)
+
 
 # Work the service clock makes due, run every second on every node and whenever the test clock
 # moves; each job claims its rows so that every deletion, rotation and expiry happens once.
@@ -19,6 +46,7 @@ BACKGROUND_JOBS = (
     multiregion.release_waiting_primaries,  # primaries whose last replica is gone: PendingDeletion
     rotation.rotate_due_keys,   # automatic rotation past NextRotationDate
     imports.expire_materials,   # imported material past its ValidTo
+    sts_sessions.sweep_expired,  # temporary credentials long expired (STS)
 )
 
 

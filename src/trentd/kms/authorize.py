@@ -13,8 +13,6 @@ Operations without a key (CreateKey, ListKeys, …) consult identity policies on
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 
@@ -23,9 +21,10 @@ from ..auth.principals import ALLOW_ALL, ADMIN_NAME
 from ..errors import AWSError
 from ..http.sts import user_id
 from ..store.records import KeyRecord
+from ..store.changes import ChangeFeed
+from .cache import CachedReads, EpochCache
 from .grant_rules import grant_allows
 
-IDENTITY_CACHE_SECONDS = 1.0  # a changed identity policy takes effect within a second everywhere
 _ALLOW_ALL = policy_language.compile_cached(ALLOW_ALL, resource_policy=False)
 
 
@@ -34,7 +33,7 @@ def denied(caller, action: str, resource: str | None, reason: str) -> AWSError:
     kms:TagResource check of a CreateKey with tags."""
     where = f" on resource: {resource}" if resource is not None else ""
     return AWSError("AccessDeniedException",
-                    f"User: {caller.principal_arn} is not authorized to perform: {action}{where} {reason}")
+                    f"User: {caller.shown_arn} is not authorized to perform: {action}{where} {reason}")
 
 
 def _no_policy(kind: str, action: str) -> str:
@@ -44,6 +43,23 @@ def _no_policy(kind: str, action: str) -> str:
 def _explicit(kind: str) -> str:
     article = "an" if kind[0] in "aeiou" else "a"  # "in a resource-based", "in an identity-based"
     return f"with an explicit deny in {article} {kind}-based policy"
+
+
+def session_result(caller, request) -> tuple[bool, bool]:
+    """(denied, allowed) by the session policies of temporary credentials. A session without
+    policies has the full permissions of its principal: (False, True). With them, an action
+    needs an Allow from a session policy as well as from the usual policies (IAM, "Session
+    policies"): a session policy can only narrow, never widen."""
+    session = caller.session
+    if session is None or not session.policies:
+        return False, True
+    results = [p.evaluate(request, resource_policy=False) for p in session.policies]
+    return any(r.denied for r in results), any(r.allowed for r in results)
+
+
+def _within_session(caller, action: str, resource: str | None, session_allowed: bool) -> None:
+    if not session_allowed:
+        raise denied(caller, action, resource, "because no session policy allows the " + action + " action")
 
 
 class RequestContext(Mapping):
@@ -77,29 +93,27 @@ class Authorizer:
     def __init__(self, store, dev: bool):
         self.store = store
         self.dev = dev
-        self._identity: dict[str, tuple[float, list]] = {}
-        self._lock = threading.Lock()
+        # Compiled identity policies by principal, dropped with every other cache when the store
+        # changes (store/changes.py): a new identity policy applies within a second everywhere.
+        self._identity = EpochCache(getattr(store, "changes", None) or ChangeFeed(store))
 
     # --- identity policies ----------------------------------------------------------------
     def identity_policies(self, principal_arn: str, tx=None) -> list:
         """The principal's compiled identity policies; read in ``tx`` when the caller holds one
         (a second transaction on the same thread is not allowed)."""
-        if self.dev and principal_arn.endswith(f":user/{ADMIN_NAME}"):
-            return [_ALLOW_ALL]  # --dev callers act as their account's administrator
-        entry = self._identity.get(principal_arn)
-        if entry is not None and entry[0] >= time.monotonic():
-            return entry[1]
+        if self.dev and (principal_arn.endswith(f":user/{ADMIN_NAME}") or ":role/" in principal_arn):
+            # --dev callers act as their account's administrator; so do role sessions (dev has no
+            # registry of roles to hold their policies): only session policies narrow them
+            return [_ALLOW_ALL]
+        return self._identity.get((principal_arn,), lambda: self._load_identity_policies(principal_arn, tx))
+
+    def _load_identity_policies(self, principal_arn: str, tx) -> list:
         if tx is not None:
             documents = tx.identity_policies(principal_arn)
         else:
             with self.store.read() as own:
                 documents = own.identity_policies(principal_arn)
-        compiled = [policy_language.compile_cached(text, resource_policy=False) for text in documents.values()]
-        with self._lock:
-            if len(self._identity) > 10_000:
-                self._identity.clear()
-            self._identity[principal_arn] = (time.monotonic() + IDENTITY_CACHE_SECONDS, compiled)
-        return compiled
+        return [policy_language.compile_cached(text, resource_policy=False) for text in documents.values()]
 
     def _identity_result(self, request, tx=None) -> tuple[bool, bool]:
         policies = self.identity_policies(request.principal_arn, tx)
@@ -114,10 +128,14 @@ class Authorizer:
         request = self._request(caller, action, resource, context)
         identity_denied, identity_allowed = self._identity_result(request)
         shown = resource if shown_resource == "" else shown_resource
+        session_denied, session_allowed = session_result(caller, request)
         if identity_denied:
             raise denied(caller, action, shown, _explicit("identity"))
+        if session_denied:
+            raise denied(caller, action, shown, "with an explicit deny in a session policy")
         if not identity_allowed:
             raise denied(caller, action, shown, _no_policy("identity", action))
+        _within_session(caller, action, shown, session_allowed)
 
     def check_key(self, tx, caller, action: str, key: KeyRecord, context: Mapping, *, policy_text: str | None = None,
                   use_grants: bool = True) -> None:
@@ -131,19 +149,27 @@ class Authorizer:
         identity_denied, identity_allowed = self._identity_result(request, tx)
         if identity_denied:
             raise denied(caller, action, key.arn, _explicit("identity"))
+        session_denied, session_allowed = session_result(caller, request)
+        if session_denied:
+            raise denied(caller, action, key.arn, "with an explicit deny in a session policy")
         same_account = caller.account == key.account
         if by_key.allowed and (same_account or identity_allowed):
-            return
+            return _within_session(caller, action, key.arn, session_allowed)
         if by_key.allowed_account and identity_allowed:
-            return
+            return _within_session(caller, action, key.arn, session_allowed)
         if use_grants and self._granted(tx, caller, action, key, context):
-            return
+            return _within_session(caller, action, key.arn, session_allowed)
         kind = "identity" if by_key.allowed or by_key.allowed_account else "resource"
         raise denied(caller, action, key.arn, _no_policy(kind, action))
 
     def _granted(self, tx, caller, action: str, key: KeyRecord, context: Mapping) -> bool:
         operation = action.removeprefix("kms:")
-        grants = tx.key_grants(key.account, key.region, key.key_id, grantee=caller.principal_arn)
+        load = lambda: tx.key_grants(key.account, key.region, key.key_id, grantee=caller.principal_arn)  # noqa: E731
+        if isinstance(tx, CachedReads) and not (caller.request or {}).get("GrantTokens"):
+            # A request with grant tokens reads grants from the store (DESIGN.md, Consistency).
+            grants = tx.cache.grants.get((key.account, key.region, key.key_id, caller.principal_arn), load)
+        else:
+            grants = load()
         return any(grant_allows(g, operation, context) for g in grants)
 
     @staticmethod
@@ -159,7 +185,9 @@ def base_context(caller, key: KeyRecord | None, extra: dict) -> dict:
     values = {
         "aws:principalarn": caller.principal_arn,
         "aws:principalaccount": caller.account,
-        "aws:principaltype": "User" if kind == "user" else "AssumedRole" if kind == "assumed-role" else "Account",
+        # a role calls only through a session of it (principal_arn is then the role's ARN)
+        "aws:principaltype": "User" if kind == "user" else "AssumedRole" if kind in ("role", "assumed-role")
+        else "Account",
         "aws:username": name if kind == "user" else None,
         "aws:userid": user_id(caller.principal_arn),  # the unique id (AIDA…), as GetCallerIdentity shows
         "aws:sourceip": caller.source_ip,
@@ -170,6 +198,8 @@ def base_context(caller, key: KeyRecord | None, extra: dict) -> dict:
         "kms:calleraccount": caller.account,
         "kms:grantisforawsresource": False,
     }
+    if caller.session is not None:
+        values.update(_session_keys(caller.session))
     if key is not None:
         values.update({
             "kms:keyspec": key.key_spec, "kms:keyusage": key.key_usage, "kms:keyorigin": key.origin,
@@ -177,3 +207,14 @@ def base_context(caller, key: KeyRecord | None, extra: dict) -> dict:
         })
     values.update(extra)
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _session_keys(session) -> dict:
+    """Condition keys of temporary credentials: the session's tags, when it was issued, and for
+    a role session its unique id ``AROA…:SESSION`` (IAM, "aws:userid")."""
+    issued = datetime.fromtimestamp(session.created, timezone.utc)
+    values = {f"aws:principaltag/{k.lower()}": v for k, v in session.tags.items()}
+    values["aws:tokenissuetime"] = issued
+    if session.is_role:
+        values["aws:userid"] = f"{user_id(session.principal_arn)}:{session.session_name}"
+    return values

@@ -39,7 +39,7 @@ def _wrapping_key(svc, tx, caller, req, operation_name: str):
 def _generate_data_key(svc, caller, req, operation_name: str) -> dict:
     reject_recipient(req)
     length = _data_key_length(req)
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         key = _wrapping_key(svc, tx, caller, req, operation_name)
         plaintext = secrets.token_bytes(length)
         blob, material_id = seal(svc, tx, key, plaintext, req.get("EncryptionContext"), SYMMETRIC, caller=caller)
@@ -63,11 +63,11 @@ def _generate_data_key_pair(svc, caller, req, operation_name: str) -> dict:
     pair_spec = req["KeyPairSpec"]
     if not specs.KEY_SPECS[pair_spec].supported:
         raise AWSError("UnsupportedOperationException", f"KeyPairSpec {pair_spec} is not supported by trentd.")
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         key = _wrapping_key(svc, tx, caller, req, operation_name)
     # Key-pair generation (RSA-4096: ~0.4 s) happens outside any store transaction.
     private_der, public_der = asymmetric.generate_key_pair(pair_spec)
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         blob, material_id = seal(svc, tx, key, private_der, req.get("EncryptionContext"), SYMMETRIC,
                                  caller=caller)
     out = {"PrivateKeyCiphertextBlob": blob, "PrivateKeyPlaintext": private_der, "PublicKey": public_der,

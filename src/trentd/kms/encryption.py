@@ -12,6 +12,7 @@ import secrets
 
 from ..crypto import asymmetric, envelope, specs, xks_envelope
 from ..errors import AWSError, invalid_ciphertext, validation
+from ..inline import offload_point
 from ..store.records import KeyRecord
 from . import keystores
 from .paging import dry_run
@@ -55,6 +56,7 @@ def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm:
         return envelope.encrypt(header, material, plaintext, context), key.current_material
     if context:
         raise validation("EncryptionContext is not supported with asymmetric KMS keys.")
+    offload_point()  # RSA: CPU-heavy work belongs on the bounded pool (trentd/inline.py)
     return asymmetric.encrypt(key.key_spec, material, algorithm, plaintext), None
 
 
@@ -66,6 +68,7 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
         if context:
             raise validation("EncryptionContext is not supported with asymmetric KMS keys.")
         material = svc.current_material(tx, named)
+        offload_point()  # RSA: CPU-heavy work belongs on the bounded pool (trentd/inline.py)
         return named, asymmetric.decrypt(named.key_spec, material, algorithm, blob), None
     try:
         # Format v2: a key in an external key store (crypto/xks_envelope.py); else v1.
@@ -114,7 +117,7 @@ def with_material_id(out: dict, material_id: str | None, name: str = "KeyMateria
 @operation("Encrypt")
 def encrypt(svc, caller, req):
     algorithm = req.get("EncryptionAlgorithm", SYMMETRIC)
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
         _check_encrypt_key(svc, key, algorithm, "Encrypt")
         blob, _ = seal(svc, tx, key, req["Plaintext"], req.get("EncryptionContext"), algorithm, caller=caller)
@@ -130,7 +133,7 @@ def _ignoring_ciphertext(req: dict) -> bool:
 def decrypt(svc, caller, req):
     reject_recipient(req)
     algorithm = req.get("EncryptionAlgorithm", SYMMETRIC)
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         named = svc.resolve(tx, caller, req["KeyId"], aliases=True) if "KeyId" in req else None
         if _ignoring_ciphertext(req):
             if named is None:
@@ -151,7 +154,7 @@ def decrypt(svc, caller, req):
 def re_encrypt(svc, caller, req):
     source_algorithm = req.get("SourceEncryptionAlgorithm", SYMMETRIC)
     destination_algorithm = req.get("DestinationEncryptionAlgorithm", SYMMETRIC)
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         named = None
         if "SourceKeyId" in req:
             named = svc.resolve(tx, caller, req["SourceKeyId"], aliases=True, action="kms:ReEncryptFrom")

@@ -170,7 +170,7 @@ def retire_grant(svc, caller, req):
         key = tx.get_key(grant.account, grant.region, grant.key_id)
         if not _may_retire(svc, tx, caller, grant, key):
             raise AWSError("AccessDeniedException",
-                           f"User: {caller.principal_arn} is not authorized to perform: kms:RetireGrant on resource: "
+                           f"User: {caller.shown_arn} is not authorized to perform: kms:RetireGrant on resource: "
                            f"{key.arn} because the grant does not allow it to retire the grant")
         dry_run(req)
         tx.delete_grant(grant.grant_id)

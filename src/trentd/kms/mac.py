@@ -10,7 +10,7 @@ from .service import operation
 
 
 def _mac_key(svc, caller, req, operation_name: str):
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         key = svc.key_for_use(tx, caller, req["KeyId"], specs.GENERATE_VERIFY_MAC, operation_name,
                               req["MacAlgorithm"])
         return key, svc.current_material(tx, key)

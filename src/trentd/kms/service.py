@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from ..crypto.specs import algorithms_for
 from ..errors import AWSError, not_found
 from ..store.records import KeyRecord, key_arn
+from ..store.changes import ChangeFeed
 from ..store.rootkey import aad_for
 from ..xks.client import XksConnector
+from .cache import CachedReads, KeyStateCache
 from .context_keys import condition_context
 from .grant_rules import check_grant_tokens
 from .usage import UsageTracker
@@ -61,10 +63,19 @@ class Caller:
     # ARNs of the keys this request touched, for the audit event's ``resources`` (shared by the
     # copies dataclasses.replace makes; appended by resolve() and open_blob()).
     resources: list = field(default_factory=list, compare=False, repr=False)
+    # Temporary credentials (sts/sessions.py Session): principal_arn is then the principal that
+    # policies see (the role of an assumed-role session), and the session carries the ARN callers
+    # are shown, its session policies and tags.
+    session: object | None = field(default=None, compare=False, repr=False)
 
     @property
     def action(self) -> str:
         return f"kms:{self.operation}"
+
+    @property
+    def shown_arn(self) -> str:
+        """The caller as AccessDenied messages and GetCallerIdentity show it."""
+        return self.session.session_arn if self.session is not None else self.principal_arn
 
     def key_arn(self, key_id: str) -> str:
         return key_arn(self.account, self.region, key_id)
@@ -108,8 +119,16 @@ class Service:
         self.clock = clock
         self.authorizer = authorizer
         self.materials = MaterialCache()
+        # Key records, aliases and grants for the hot path (kms/cache.py); a store without a
+        # change feed gets one that is never polled, so nothing is cached.
+        self.cache = KeyStateCache(getattr(store, "changes", None) or ChangeFeed(store))
         self.usage = UsageTracker()  # last cryptographic use per key (GetKeyLastUsage), flushed each second
         self.xks = XksConnector()  # calls to external key store proxies (runtime.py configures it)
+
+    def hot_reads(self) -> CachedReads:
+        """The read "transaction" of the cryptographic operations: keys, aliases and grants come
+        from the cache, and a store transaction opens only on a miss (kms/cache.py)."""
+        return self.cache.reads(self.store)
 
     # --- key identifiers ------------------------------------------------------------------
     def resolve(self, tx, caller: Caller, key_id: str, *, aliases: bool = False, action: str | None = None,
@@ -166,17 +185,34 @@ class Service:
     def _by_alias(self, tx, caller: Caller, account: str, name: str, allowed: bool) -> KeyRecord:
         if not allowed:
             raise AWSError("InvalidArnException", "Key Aliases are not supported for this operation.")
-        alias = tx.get_alias(account, caller.region, name)
-        key = alias and self.live_key(tx, account, caller.region, alias.key_id)
+        target = self._alias_target(tx, account, caller.region, name)
+        key = target and self.live_key(tx, account, caller.region, target)
         if key is None:
             raise not_found(f"Alias arn:aws:kms:{caller.region}:{account}:{name} is not found.")
         return key
 
+    @staticmethod
+    def _alias_target(tx, account: str, region: str, name: str) -> str | None:
+        def load():
+            alias = tx.get_alias(account, region, name)
+            return alias.key_id if alias else None
+
+        if isinstance(tx, CachedReads):
+            return tx.cache.aliases.get((account, region, name), load)
+        return load()
+
     def live_key(self, tx, account: str, region: str, key_id: str) -> KeyRecord | None:
         """A key whose deletion date has passed is gone, even before the sweeper removes it."""
-        key = tx.get_key(account, region, key_id)
+        if isinstance(tx, CachedReads):
+            key = tx.cache.keys.get((account, region, key_id), lambda: self._load_key(tx, account, region, key_id))
+        else:
+            key = self._load_key(tx, account, region, key_id)
         if key is not None and key.deletion_date is not None and key.deletion_date <= self.clock.now():
             return None
+        return key
+
+    def _load_key(self, tx, account: str, region: str, key_id: str) -> KeyRecord | None:
+        key = tx.get_key(account, region, key_id)
         if key is not None:
             for load in KEY_LOADERS:
                 load(self, tx, key)

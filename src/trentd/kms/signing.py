@@ -19,7 +19,7 @@ def _signing_key(svc, tx, caller, req, operation_name: str):
 
 @operation("Sign")
 def sign(svc, caller, req):
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         key, material = _signing_key(svc, tx, caller, req, "Sign")
     signature = asymmetric.sign(key.key_spec, material, req["SigningAlgorithm"], req.get("MessageType", "RAW"),
                                 req["Message"])
@@ -29,7 +29,7 @@ def sign(svc, caller, req):
 
 @operation("Verify")
 def verify(svc, caller, req):
-    with svc.store.read() as tx:
+    with svc.hot_reads() as tx:
         key, material = _signing_key(svc, tx, caller, req, "Verify")
     valid = asymmetric.verify(key.key_spec, material, req["SigningAlgorithm"], req.get("MessageType", "RAW"),
                               req["Message"], req["Signature"])

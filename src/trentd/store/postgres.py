@@ -40,7 +40,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..inline import offload_point
 from . import schema
+from .changes import ChangeFeed
 from .errors import Duplicate, StoreUnavailable
 from .tx import Tx
 
@@ -179,6 +181,7 @@ class PostgresStore:
         self._local = threading.local()
         self._failing = False
         self._drained_at = 0.0
+        self.changes = ChangeFeed(self)  # tells caches when cached state may have changed
 
     # --- connections ----------------------------------------------------------------------
     def _open(self) -> None:
@@ -245,6 +248,7 @@ class PostgresStore:
 
     @contextmanager
     def _transaction(self, write: bool):
+        offload_point()  # never on the event loop (trentd/inline.py)
         if getattr(self._local, "conn", None) is not None:
             raise RuntimeError("nested store transaction on one thread")
         deadline = time.monotonic() + self.deadline_seconds
@@ -255,8 +259,11 @@ class PostgresStore:
         try:
             try:
                 conn.autocommit = not write
-                yield Tx(conn, self._executor(conn, write), "postgres", writing=write)
+                tx = Tx(conn, self._executor(conn, write), "postgres", writing=write)
+                yield tx
                 if write:
+                    if tx.changes_cached_state:
+                        tx.bump_cache_generation()
                     conn.commit()
             except psycopg.Error as exc:
                 fired = not self._watchdog.unwatch(token)
@@ -269,6 +276,8 @@ class PostgresStore:
                     self._rollback(conn)
                 raise
             fired = not self._watchdog.unwatch(token)
+            if write and tx.changes_cached_state:
+                self.changes.committed()
         finally:
             self._local.conn = None
             # A connection goes back to the pool only if idle and its deadline never fired (the
@@ -296,6 +305,7 @@ class PostgresStore:
         """One value read outside the caller's own statements. Inside a transaction on this thread
         it reuses that transaction's connection (under READ COMMITTED a SELECT sees the latest
         commits and takes no lock), so it never waits for a second pooled connection."""
+        offload_point()  # never on the event loop (trentd/inline.py)
         conn = getattr(self._local, "conn", None)
         if conn is None:
             with self.read() as tx:
@@ -340,6 +350,7 @@ class PostgresStore:
         return applied
 
     def close(self) -> None:
+        self.changes.stop()
         self._watchdog.stop()
         if self._pool_opened:
             try:

@@ -14,7 +14,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..inline import offload_point
 from . import schema
+from .changes import ChangeFeed
 from .errors import Duplicate, StoreUnavailable
 from .tx import Tx
 
@@ -32,6 +34,7 @@ class SQLiteStore:
         self.path = Path(path)
         self.deadline_seconds = deadline_seconds
         self._local = threading.local()
+        self.changes = ChangeFeed(self)  # tells caches when cached state may have changed
 
     # --- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -53,6 +56,7 @@ class SQLiteStore:
     def read_meta(self, name: str) -> str | None:
         """One value read outside any transaction, on a connection of its own, so it is safe to
         call while this thread holds a transaction (the service clock does)."""
+        offload_point()  # never on the event loop (trentd/inline.py)
         conn = getattr(self._local, "side", None)
         if conn is None:
             conn = self._local.side = self._connect()
@@ -74,6 +78,7 @@ class SQLiteStore:
 
     @contextmanager
     def _transaction(self, begin: str):
+        offload_point()  # never on the event loop (trentd/inline.py)
         conn = self._conn()
         if conn.in_transaction:
             raise RuntimeError("nested store transaction on one thread")
@@ -82,11 +87,16 @@ class SQLiteStore:
         try:
             conn.execute(begin)
             try:
-                yield Tx(conn, conn.execute)
+                tx = Tx(conn, conn.execute, writing=begin != "BEGIN")
+                yield tx
+                if tx.changes_cached_state:
+                    tx.bump_cache_generation()
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if tx.changes_cached_state:
+                self.changes.committed()
         except sqlite3.IntegrityError as exc:
             raise Duplicate(str(exc)) from None
         except sqlite3.Error as exc:
@@ -126,4 +136,5 @@ class SQLiteStore:
         return applied
 
     def close(self) -> None:
+        self.changes.stop()
         self._discard()

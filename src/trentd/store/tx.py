@@ -6,6 +6,7 @@ share this class and differ only in how they connect and begin transactions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from .grants import GrantQueries
@@ -13,11 +14,20 @@ from .keystores import KeyStoreQueries
 from .lifecycle import LifecycleQueries
 from .multiregion import MultiRegionQueries
 from .records import AliasRecord, KeyRecord, PrincipalRecord
+from .sessions import SessionQueries
 
 _KEY_COLUMNS = (
     "account, region, key_id, created, description, key_spec, key_usage, origin, key_state, "
     "deletion_date, multi_region, policy, current_material"
 )
+
+
+# Statements that change rows, and the table they change.
+_CHANGE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+# Tables no cache depends on: writing them does not invalidate caches (the last-use times are
+# flushed every second under load and would otherwise empty every cache every second).
+_UNCACHED_TABLES = frozenset({"key_last_usage"})
+_GLOBAL_SCOPE = "*"
 
 
 def _key(row) -> KeyRecord:
@@ -26,16 +36,45 @@ def _key(row) -> KeyRecord:
     return rec
 
 
-class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries):
+class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, SessionQueries):
     def __init__(self, conn, execute, engine: str = "sqlite", writing: bool = False):
         self.conn = conn
         self._execute = execute
         self.engine = engine
         self.writing = writing
         self._scopes: set[tuple[str, str]] = set()
+        # Whether this transaction changed state that caches hold (store/changes.py): set by the
+        # first INSERT/UPDATE/DELETE on a table outside _UNCACHED_TABLES.
+        self.changes_cached_state = False
 
     def q(self, sql: str, params: Iterable = ()):
-        return self._execute(sql, tuple(params))
+        cursor = self._execute(sql, tuple(params))
+        if not self.changes_cached_state and sql[:1] not in "Ss":  # SELECTs are most statements
+            self.changes_cached_state = self._changes_cached_state(sql, cursor)
+        return cursor
+
+    @staticmethod
+    def _changes_cached_state(sql: str, cursor) -> bool:
+        """A statement that changed rows (a DELETE that matched nothing did not) of a table that
+        some cache depends on."""
+        change = _CHANGE.match(sql)
+        return change is not None and change.group(1).lower() not in _UNCACHED_TABLES and cursor.rowcount != 0
+
+    # --- cache generations (store/changes.py) ---------------------------------------------
+    def bump_cache_generation(self) -> None:
+        """Called by the store just before committing a transaction that changed cached state:
+        one row per (account, Region) scope held on PostgreSQL (sorted, so two writers never
+        take the rows in opposite orders), or the global row. Runs in the same transaction, so
+        other processes see the bump exactly when they can see the change."""
+        scopes = sorted(f"{account}:{region}" for account, region in self._scopes) or [_GLOBAL_SCOPE]
+        for scope in scopes:
+            self._execute(
+                "INSERT INTO cache_generations (scope, generation) VALUES (?, 1) ON CONFLICT (scope) "
+                "DO UPDATE SET generation = cache_generations.generation + 1", (scope,))
+
+    def cache_generation(self) -> int:
+        """The sum of every scope's generation: it grows whenever any of them is bumped."""
+        return int(self.one("SELECT coalesce(sum(generation), 0) FROM cache_generations")[0])
 
     def one(self, sql: str, params: Iterable = ()):
         return self.q(sql, params).fetchone()
@@ -227,7 +266,8 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries):
         return [PrincipalRecord(*r) for r in rows]
 
     def delete_principal(self, arn: str) -> None:
-        for table, column in (("access_keys", "principal_arn"), ("identity_policies", "principal_arn"), ("principals", "arn")):
+        for table, column in (("access_keys", "principal_arn"), ("identity_policies", "principal_arn"),
+                              ("role_trust_policies", "role_arn"), ("principals", "arn")):
             self.q(f"DELETE FROM {table} WHERE {column} = ?", (arn,))
 
     def put_identity_policy(self, arn: str, name: str, document: str) -> None:

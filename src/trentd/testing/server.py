@@ -223,7 +223,7 @@ class TrentdServer:
         return parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"]
 
     def client(self, service: str = "kms", *, access_key: str | None = None, secret_key: str | None = None,
-               region: str | None = None, **config):
+               region: str | None = None, session_token: str | None = None, **config):
         import boto3
         from botocore.config import Config
 
@@ -232,7 +232,8 @@ class TrentdServer:
         verify = str(self.ca_bundle) if self.tls and self.ca_bundle else None
         return boto3.client(
             service, endpoint_url=self.url, region_name=region or self.region, aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key, config=Config(retries={"max_attempts": 1}, **config), verify=verify)
+            aws_secret_access_key=secret_key, aws_session_token=session_token,
+            config=Config(retries={"max_attempts": 1}, **config), verify=verify)
 
     def move_clock(self, *, advance_seconds: float | None = None, offset_seconds: float | None = None) -> dict:
         body = {"advance_seconds": advance_seconds} if advance_seconds is not None else {"offset_seconds": offset_seconds}

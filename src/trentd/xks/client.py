@@ -29,6 +29,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from ..inline import offload_point
+
 SERVICE = "kms-xks-proxy"
 DEFAULT_TIMEOUT = 1.0  # seconds per call; AWS allows 250 ms (see docs/design.md)
 MAX_RESPONSE = 64 * 1024
@@ -110,6 +112,7 @@ class XksConnector:
 
     def call(self, ep: Endpoint, suffix: str, body: dict) -> dict:
         """POST ``body`` to ``{endpoint}{path}{suffix}``; the proxy's JSON answer, or ProxyError."""
+        offload_point()  # a network call: never on the event loop (trentd/inline.py)
         host = urlsplit(ep.uri_endpoint).hostname or ""
         path = ep.uri_path + suffix
         payload = json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,112 @@
+"""The console's only way to KMS: the same handlers, validation and audit as the API.
+
+A console action is a KMS request made on behalf of the signed-in principal: the request is
+built in its wire form (blobs in base64) and parsed by the botocore model exactly as an API body
+is, the Caller is the one the API would build for that principal, the handler runs on the app's
+thread pool, and the audit event is recorded (fail-closed) before the page is answered. The
+answer comes back in its wire form too (blobs base64, times as epoch seconds), so pages show
+exactly what an SDK would see. Only the userAgent (``trentd-console``) tells the events apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import orjson
+
+from ..audit import AuditUnavailable, Exchange, build_event
+from ..errors import AWSError, internal
+from ..kms import api
+from ..kms.service import Caller
+from .session import Session
+from .web import Request
+
+USER_AGENT = "trentd-console"
+AUDIT_UNAVAILABLE = "An internal error occurred: the request could not be recorded in the audit log."
+
+
+def status_of(err: AWSError) -> int:
+    """The page's status for a failed call: 403 for AccessDenied (a browser-level "forbidden"),
+    else the API's own status."""
+    return 403 if err.code == "AccessDeniedException" else err.status
+
+
+def describe(err: AWSError) -> str:
+    """An error as a person reads it: AWS's own message, or the code when there is none."""
+    return f"{err.code}: {err.message}" if err.message else err.code
+
+
+class KmsBridge:
+    def __init__(self, app):
+        self.app = app  # the TrentApp: service, executor, audit log, model, error mapping
+
+    def caller(self, request: Request, session: Session, request_id: str) -> Caller:
+        """The Caller the API builds for this principal (http/app.py, auth/authenticator.py)."""
+        return Caller(account=session.account, region=session.region, principal_arn=session.principal_arn,
+                      access_key_id=session.access_key_id, request_id=request_id, source_ip=request.client_ip,
+                      user_agent=USER_AGENT, secure=request.secure)
+
+    def exchange(self, request: Request, region: str) -> Exchange:
+        request_id = str(uuid.uuid4())
+        headers = {"user-agent": USER_AGENT, "host": request.headers.get("host", "")}
+        return Exchange(request_id, datetime.now(timezone.utc), request.scope, headers, service="kms",
+                        default_region=region)
+
+    async def call(self, request: Request, session: Session, name: str, params: dict | None = None) -> dict:
+        """Run the KMS operation ``name`` as the session's principal; its answer in wire form, or
+        the AWSError the API would have answered with."""
+        app = self.app
+        exchange = self.exchange(request, session.region)
+        exchange.caller = caller = self.caller(request, session, exchange.request_id)
+        out: dict = {}
+        try:
+            operation = app.kms_model.operation(name)
+            handler = api.OPERATIONS[name]
+            exchange.operation = name
+            parsed = exchange.request = operation.parse(orjson.dumps(params or {}))
+            caller = exchange.caller = dataclasses.replace(caller, operation=name, request=parsed)
+            result = exchange.result = await asyncio.get_running_loop().run_in_executor(
+                app.executor, handler, app.service, caller, parsed)
+            out = orjson.loads(operation.serialize(result))
+        except Exception as exc:  # the API's mapping: an AWS-shaped error, never a traceback
+            exchange.error = app._as_aws_error(exc, exchange.request_id)
+        await self.record(exchange)
+        if exchange.error is not None:
+            raise exchange.error
+        return out
+
+    async def record(self, exchange: Exchange) -> None:
+        try:
+            await self.app.audit.record(exchange)
+        except AuditUnavailable:
+            raise internal(AUDIT_UNAVAILABLE) from None
+
+    async def record_console_event(self, request: Request, name: str, *, source: str = "signin.amazonaws.com",
+                                   session: Session | None = None, access_key_id: str = "", region: str,
+                                   error: AWSError | None = None, failure: str | None = None) -> None:
+        """An event for a console action that is no KMS call, shaped as CloudTrail records the
+        AWS console's own (sign-in: eventSource signin.amazonaws.com, eventType AwsConsoleSignIn;
+        reading the trail: cloudtrail.amazonaws.com LookupEvents), in the same hash chain."""
+        exchange = self.exchange(request, region)
+        exchange.operation = name
+        exchange.error = error
+        if session is not None:
+            exchange.caller = self.caller(request, session, exchange.request_id)
+        else:  # not signed in: only the access key id the person typed is known
+            exchange.cred = SimpleNamespace(access_key_id=access_key_id, region=region)
+        audit = self.app.audit
+        event = build_event(exchange, audit.hasher)
+        event.update(eventSource=source, readOnly=name == "LookupEvents")
+        if source == "signin.amazonaws.com":
+            event.update(eventType="AwsConsoleSignIn", responseElements={name: "Failure" if failure else "Success"})
+        if failure:
+            event["errorMessage"] = failure
+        try:
+            await audit.sink.record(event)
+        except AuditUnavailable:
+            if not audit.fail_open:
+                raise internal(AUDIT_UNAVAILABLE) from None

@@ -1,0 +1,144 @@
+"""The STS operations trentd answers: GetCallerIdentity, GetSessionToken and AssumeRole.
+
+Each is ``handler(svc, caller, request) -> result`` like a KMS operation; the request arrives
+parsed and validated from botocore's STS model and the result is serialized from it (query.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..auth import policy as policy_language
+from ..errors import AWSError
+from ..kms.authorize import base_context
+from . import sessions, trust
+
+ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
+POLICY_ARN = re.compile(r"arn:aws:iam::(\d{12}):policy/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,128}", re.ASCII)
+MAX_POLICY_CHARS = 2048  # inline and managed session policies together, as AWS counts them
+CHAINED_MAX_SECONDS = 3600
+CHAINED_TOO_LONG = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+SESSION_CREDENTIALS = "Cannot call GetSessionToken with session credentials"
+
+
+def user_id(arn: str) -> str:
+    from ..http.sts import user_id as principal_id  # the ids GetCallerIdentity has always answered
+
+    return principal_id(arn)
+
+
+def get_caller_identity(svc, caller, request: dict) -> dict:
+    """Needs no permission (AWS: the same answer is in every AccessDenied message)."""
+    session = caller.session
+    unique = user_id(caller.principal_arn)
+    if session is not None and session.is_role:
+        unique = f"{unique}:{session.session_name}"
+    return {"UserId": unique, "Account": caller.account, "Arn": caller.shown_arn}
+
+
+def get_session_token(svc, caller, request: dict) -> dict:
+    """Credentials that act as the user who asked; needs no permission (AWS: only MFA matters)."""
+    if caller.session is not None:
+        raise AWSError("AccessDenied", SESSION_CREDENTIALS, 403)
+    duration = request.get("DurationSeconds", 43200)
+    with svc.store.write() as tx:
+        credentials = sessions.issue(tx, svc.root_key, now=svc.clock.now(), duration=duration,
+                                     kind=sessions.SESSION_TOKEN, account=caller.account,
+                                     principal_arn=caller.principal_arn, session_arn=caller.principal_arn)
+    return {"Credentials": credentials}
+
+
+def assume_role(svc, caller, request: dict) -> dict:
+    role_arn, session_name = request["RoleArn"], request["RoleSessionName"]
+    if caller.principal_arn.endswith(":root"):
+        raise AWSError("AccessDenied", trust.ROOT_REFUSED, 403)
+    duration = _role_duration(caller, request)
+    tags = {t["Key"]: t["Value"] for t in request.get("Tags", ())}
+    inline = request.get("Policy")
+    with svc.store.write() as tx:
+        if not svc.authorizer.dev:  # --dev has no registry of roles and trusts every caller
+            _check_trust(svc, tx, caller, role_arn, request, tags)
+        elif not ROLE_ARN.fullmatch(role_arn):
+            raise trust.refusal(caller, "sts:AssumeRole", role_arn)
+        documents = _session_policies(tx, role_arn, inline, request.get("PolicyArns", ()))
+        assumed_arn = sessions.assumed_role_arn(role_arn, session_name)
+        credentials = sessions.issue(tx, svc.root_key, now=svc.clock.now(), duration=duration,
+                                     kind=sessions.ASSUMED_ROLE, account=role_arn.split(":")[4],
+                                     principal_arn=role_arn, session_arn=assumed_arn, session_name=session_name,
+                                     policies=documents, tags=tags)
+    return {
+        "Credentials": credentials,
+        "AssumedRoleUser": {"AssumedRoleId": f"{user_id(role_arn)}:{session_name}", "Arn": assumed_arn},
+        "PackedPolicySize": _packed_percent(documents, tags) if documents or tags else None,
+    }
+
+
+def _role_duration(caller, request: dict) -> int:
+    """AWS: role chaining (AssumeRole with a role session's credentials) is capped at an hour."""
+    duration = request.get("DurationSeconds", 3600)
+    chained = caller.session is not None and caller.session.is_role
+    if chained and duration > CHAINED_MAX_SECONDS:
+        raise AWSError("ValidationError", CHAINED_TOO_LONG)
+    return duration
+
+
+def _check_trust(svc, tx, caller, role_arn: str, request: dict, tags: dict) -> None:
+    role = tx.get_principal(role_arn) if ROLE_ARN.fullmatch(role_arn) else None
+    trust_text = tx.get_trust_policy(role_arn) if role is not None and role.kind == "role" else None
+    context = base_context(caller, None, _request_keys(request, tags))
+    trust.check(svc.authorizer, tx, caller, role_arn, trust_text, "sts:AssumeRole", context)
+    if tags or request.get("TransitiveTagKeys"):  # passing session tags needs sts:TagSession too
+        trust.check(svc.authorizer, tx, caller, role_arn, trust_text, "sts:TagSession", context)
+
+
+def _request_keys(request: dict, tags: dict) -> dict:
+    """Condition keys of an AssumeRole request (IAM, "sts" and "aws" condition keys)."""
+    values = {"sts:rolesessionname": request["RoleSessionName"], "sts:externalid": request.get("ExternalId"),
+              "sts:sourceidentity": request.get("SourceIdentity"),
+              "sts:durationseconds": request.get("DurationSeconds")}
+    values.update({f"aws:requesttag/{k.lower()}": v for k, v in tags.items()})
+    if tags:
+        values["aws:tagkeys"] = list(tags)
+    if request.get("TransitiveTagKeys"):
+        values["sts:transitivetagkeys"] = list(request["TransitiveTagKeys"])
+    return values
+
+
+def _session_policies(tx, role_arn: str, inline: str | None, policy_arns) -> list[str]:
+    """The session policy documents: the inline one and the managed ones named, which must exist
+    in the role's account. Each is checked with the identity-policy grammar."""
+    documents = []
+    if inline is not None:
+        documents.append(_checked(inline))
+    for entry in policy_arns:
+        arn = entry.get("arn", "")
+        match = POLICY_ARN.fullmatch(arn)
+        document = tx.get_managed_policy(arn) if match and match[1] == role_arn.split(":")[4] else None
+        if document is None:
+            raise AWSError("MalformedPolicyDocument", f"Policy {arn} does not exist or is not attachable.")
+        documents.append(document)
+    if sum(len(d) for d in documents) > MAX_POLICY_CHARS:
+        raise AWSError("PackedPolicyTooLarge", "Session policy documents exceed the 2048-character limit of "
+                                               "inline and managed session policies together.")
+    return documents
+
+
+def _checked(document: str) -> str:
+    try:
+        policy_language.parse_policy(document, resource_policy=False)
+    except AWSError as exc:
+        raise AWSError("MalformedPolicyDocument", exc.message) from None
+    return document
+
+
+def _packed_percent(documents: list[str], tags: dict) -> int:
+    """How close the session's policies and tags come to the size limit, in percent."""
+    size = sum(len(d) for d in documents) + sum(len(k) + len(v) for k, v in tags.items())
+    return min(100, -(-100 * size // MAX_POLICY_CHARS))
+
+
+OPERATIONS = {
+    "GetCallerIdentity": get_caller_identity,
+    "GetSessionToken": get_session_token,
+    "AssumeRole": assume_role,
+}
