@@ -10,21 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from trentd.testing.postgres import require_postgres
 from trentd.testing.server import TrentdServer
 
 from ..e2e.authz_world import World
 from .client import ConsoleClient
-
-STORES = ("sqlite", "postgres")
-
-
-@pytest.fixture(scope="session", params=STORES)
-def store_kind(request) -> str:
-    if request.param == "postgres":
-        require_postgres()
-    return request.param
-
 
 @pytest.fixture(scope="module")
 def console_server(store_kind):

@@ -1,9 +1,7 @@
 """Fixtures for end-to-end tests: real trentd processes, boto3 clients that talk HTTP to them.
 
-- ``store_kind``: ``sqlite`` or ``postgres``. The servers below are parametrized over it, so
-  every test that uses them runs against both stores (``test_x[sqlite]``, ``test_x[postgres]``).
-  The PostgreSQL server gets a throwaway database of its own on ``TRENTD_TEST_POSTGRES``
-  (default 127.0.0.1:5432, database ``test``); unreachable → skipped, or failed when ``CI`` is set.
+- ``store_kind`` (tests/conftest.py): ``sqlite`` or ``postgres``. The servers below are
+  parametrized over it; a PostgreSQL server gets a throwaway database of its own.
 - ``trentd_server``: one --dev server per store for the session (overrides the plugin's).
 - ``secure_server``: one server per store in normal mode (signatures checked, admin credentials
   from the data dir), with the test clock enabled.
@@ -19,18 +17,7 @@ import random
 import pytest
 from botocore.exceptions import ClientError
 
-from trentd.testing.postgres import require_postgres
 from trentd.testing.server import TrentdServer
-
-STORES = ("sqlite", "postgres")
-
-
-@pytest.fixture(scope="session", params=STORES)
-def store_kind(request) -> str:
-    if request.param == "postgres":
-        require_postgres()
-    return request.param
-
 
 @pytest.fixture(scope="session")
 def trentd_server(store_kind):

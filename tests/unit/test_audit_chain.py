@@ -129,6 +129,43 @@ def test_group_commit_from_many_threads(tmp_path):
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
 
 
+def test_event_loop_callers_are_committed_in_batches(tmp_path):
+    """Events recorded from the event loop reach the writer as whole batches (what arrived while
+    the previous batch was written), each resolved once it is durable, in one valid chain."""
+    import asyncio
+
+    sink = AuditSink(tmp_path / "audit")
+
+    async def burst():
+        return await asyncio.gather(*(sink.record(_event(i)) for i in range(300)))
+
+    assert asyncio.run(burst()) == [True] * 300
+    sink.close()
+    assert sink.stats["events"] == 300 and sink.stats["batches"] <= 3  # 300 callers, not 300 fsyncs
+    files = sorted((tmp_path / "audit").glob("*.jsonl"))
+    assert chain.verify_files(files).ok and sum(len(_lines(f)) for f in files) == 300
+
+
+def test_event_loop_callers_fail_closed_when_the_log_cannot_be_written(tmp_path):
+    import asyncio
+
+    blocker = tmp_path / "audit"
+    blocker.write_text("a file where the audit directory should be")
+    sink = AuditSink(blocker)
+
+    async def burst():
+        return await asyncio.gather(*(sink.record(_event(i)) for i in range(20)), return_exceptions=True)
+
+    outcomes = asyncio.run(burst())
+    assert all(isinstance(o, AuditUnavailable) for o in outcomes), outcomes
+    blocker.unlink()  # writable again: the refused events are written late, in a valid chain
+    sink.close()
+    files = sorted(blocker.glob("*.jsonl"))
+    lines = [orjson.loads(line) for f in files for line in _lines(f)]
+    assert len(lines) == 20 and all(e["additionalEventData"]["auditDelivery"] == "late" for e in lines)
+    assert chain.verify_files(files).ok
+
+
 def test_rotation_continues_the_chain(tmp_path):
     sink = AuditSink(tmp_path / "audit", max_bytes=600)
     for i in range(12):

@@ -361,10 +361,13 @@ def _parse_statement(st, resource_policy: bool, variables: bool, principal_exist
 class Policy:
     """A compiled policy document; immutable and safe to share between threads."""
 
-    __slots__ = ("statements", "resource_policy", "variables")
+    __slots__ = ("statements", "resource_policy", "variables", "context_free")
 
     def __init__(self, statements: tuple[_Statement, ...], resource_policy: bool, variables: bool):
         self.statements, self.resource_policy, self.variables = statements, resource_policy, variables
+        # No condition and no policy variable: its verdict depends only on the principal, action
+        # and resource, never on a request's condition keys (kms/authorize.py uses this).
+        self.context_free = not any(st.conditions or st.resources.dynamic for st in statements)
 
     def evaluate(self, request: Request, *, resource_policy: bool) -> Result:
         if resource_policy != self.resource_policy:  # a caller bug, never a request's doing

@@ -96,6 +96,8 @@ class Authorizer:
         # Compiled identity policies by principal, dropped with every other cache when the store
         # changes (store/changes.py): a new identity policy applies within a second everywhere.
         self._identity = EpochCache(getattr(store, "changes", None) or ChangeFeed(store))
+        # allows_without_context(): verdicts of condition-free policies, by everything they depend on
+        self._context_free_verdicts: dict = {}
 
     # --- identity policies ----------------------------------------------------------------
     def identity_policies(self, principal_arn: str, tx=None) -> list:
@@ -136,6 +138,36 @@ class Authorizer:
         if not identity_allowed:
             raise denied(caller, action, shown, _no_policy("identity", action))
         _within_session(caller, action, shown, session_allowed)
+
+    def allows_without_context(self, tx, caller, action: str, key: KeyRecord) -> bool:
+        """True when the key policy and the caller's identity policies allow ``action`` and none
+        of them reads a condition key: the verdict then depends only on who, what and which key,
+        so the request's condition context (the costliest part of authorizing a cryptographic
+        call) need not be built. False sends the call the full way (check_key): a deny, a
+        condition, a policy variable, a session or a grant are all decided there."""
+        if caller.session is not None:
+            return False
+        key_policy = policy_language.compile_cached(key.policy, resource_policy=True)
+        identity = self.identity_policies(caller.principal_arn, tx)
+        if not key_policy.context_free or not all(p.context_free for p in identity):
+            return False
+        # The compiled policies are part of the memo key (held, so their ids cannot be reused):
+        # a changed policy is a different object and misses.
+        memo_key = (caller.principal_arn, caller.account, action, key.arn, key_policy, *identity)
+        verdict = self._context_free_verdicts.get(memo_key)
+        if verdict is None:
+            request = self._request(caller, action, key.arn, {})
+            by_key = key_policy.evaluate(request, resource_policy=True)
+            results = [p.evaluate(request, resource_policy=False) for p in identity]
+            identity_allowed = any(r.allowed for r in results)
+            same_account = caller.account == key.account
+            verdict = (not by_key.denied and not any(r.denied for r in results)
+                       and ((by_key.allowed and (same_account or identity_allowed))
+                            or (by_key.allowed_account and identity_allowed)))
+            if len(self._context_free_verdicts) >= 10_000:
+                self._context_free_verdicts.clear()
+            self._context_free_verdicts[memo_key] = verdict
+        return verdict
 
     def check_key(self, tx, caller, action: str, key: KeyRecord, context: Mapping, *, policy_text: str | None = None,
                   use_grants: bool = True) -> None:
