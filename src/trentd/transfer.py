@@ -320,6 +320,7 @@ def import_bundle(service, payload: dict) -> dict:
                 report["SkippedKeys"].append({"KeyArn": arn, "Reason": "a key with this id already exists"})
                 continue
             _insert(tx, "keys", key, columns["keys"])
+            tx.count_key_change(account, region, +1)
             for table in PER_KEY_TABLES:
                 if table != "aliases" and table in columns:  # a table the target lacks is left out
                     for row in item.get(table, []):

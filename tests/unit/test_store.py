@@ -40,7 +40,7 @@ def store(request, tmp_path):
         return
     store = request.getfixturevalue("postgres_store")
     with store.write() as tx:
-        tx.q("TRUNCATE meta, keys, aliases")
+        tx.q("TRUNCATE meta, keys, aliases, key_counts")
     yield store
 
 
@@ -185,3 +185,46 @@ def test_concurrent_writers_in_one_scope_do_not_lose_updates(store):
         t.join()
     with store.read() as tx:
         assert tx.get_key(key.account, key.region, key.key_id).description == "40"
+
+
+def _key(account: str, region: str, key_id: str):
+    from trentd.store.records import KeyRecord
+
+    return KeyRecord(account, region, key_id, 1.0, "", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", "AWS_KMS", "Enabled",
+                     None, False, "{}", None)
+
+
+def _counted_and_real(tx, account: str, region: str) -> tuple[int, int]:
+    real = tx.one("SELECT count(*) FROM keys WHERE account = ? AND region = ?", (account, region))[0]
+    return tx.count_keys(account, region), real
+
+
+def test_key_count_follows_every_insert_and_delete(store):
+    """CreateKey's quota check reads key_counts: it must match the keys table exactly."""
+    keys = [_key("111122223333", "us-east-1", f"k{i}") for i in range(3)] + [_key("111122223333", "eu-west-1", "k9")]
+    with store.write() as tx:
+        for key in keys:
+            tx.insert_key(key)
+    with store.write() as tx:
+        tx.delete_key(keys[0])
+        tx.delete_key(keys[0])  # already gone: the count does not move twice
+    with store.read() as tx:
+        assert _counted_and_real(tx, "111122223333", "us-east-1") == (2, 2)
+        assert _counted_and_real(tx, "111122223333", "eu-west-1") == (1, 1)
+        assert _counted_and_real(tx, "444455556666", "us-east-1") == (0, 0)
+
+
+def test_key_count_migration_counts_the_keys_already_stored(tmp_path):
+    store = SQLiteStore(tmp_path / "trentd.db")
+    store.migrate()
+    with store.write() as tx:  # a store from before migration 0008, holding keys
+        tx.q("DROP TABLE key_counts")
+        tx.q("DELETE FROM schema_migrations WHERE version = 8")
+        for i in range(5):
+            tx.q("INSERT INTO keys (account, region, key_id, created, description, key_spec, key_usage, origin, "
+                 "key_state, multi_region, policy) VALUES (?, 'us-east-1', ?, 1.0, '', 'SYMMETRIC_DEFAULT', "
+                 "'ENCRYPT_DECRYPT', 'AWS_KMS', 'Enabled', 0, '{}')", ("111122223333", f"k{i}"))
+    assert store.migrate() == [8]
+    with store.read() as tx:
+        assert _counted_and_real(tx, "111122223333", "us-east-1") == (5, 5)
+    store.close()

@@ -119,6 +119,7 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         return _key(row) if row else None
 
     def insert_key(self, key: KeyRecord) -> None:
+        self.count_key_change(key.account, key.region, +1)
         self.q(
             f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -148,7 +149,14 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
 
     def count_keys(self, account: str, region: str) -> int:
         self._scope(account, region)
-        return self.one("SELECT count(*) FROM keys WHERE account = ? AND region = ?", (account, region))[0]
+        row = self.one("SELECT n FROM key_counts WHERE account = ? AND region = ?", (account, region))
+        return int(row[0]) if row else 0
+
+    def count_key_change(self, account: str, region: str, delta: int) -> None:
+        """Keep key_counts in step with the keys table, in the same transaction, so the quota
+        check reads one row (migration 0008). Whatever inserts or deletes a key row calls it."""
+        self.q("INSERT INTO key_counts (account, region, n) VALUES (?, ?, ?) ON CONFLICT (account, region) "
+               "DO UPDATE SET n = key_counts.n + excluded.n", (account, region, delta))
 
     def keys_due_for_deletion(self, now: float, limit: int = 100) -> list[KeyRecord]:
         """Keys whose deletion date has passed, claimed for this transaction: on PostgreSQL the rows
@@ -166,9 +174,10 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         """Remove a key with its aliases and tags; its material goes when no Region holds the key."""
         where = "account = ? AND region = ? AND key_id = ?"
         params = (key.account, key.region, key.key_id)
-        for table in ("aliases", "tags", "grants", "key_rotation", "material_versions", "key_last_usage", "xks_keys",
-                      "keys"):
+        for table in ("aliases", "tags", "grants", "key_rotation", "material_versions", "key_last_usage", "xks_keys"):
             self.q(f"DELETE FROM {table} WHERE {where}", params)
+        if self.q(f"DELETE FROM keys WHERE {where}", params).rowcount:
+            self.count_key_change(key.account, key.region, -1)
         if not self.one("SELECT 1 FROM keys WHERE account = ? AND key_id = ?", (key.account, key.key_id)):
             self.q("DELETE FROM key_materials WHERE account = ? AND key_id = ?", (key.account, key.key_id))
             self.q("DELETE FROM multi_region_keys WHERE account = ? AND key_id = ?", (key.account, key.key_id))
