@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .audit import _HMAC_AAD, HMAC_META
 from .auth.principals import _secret_aad
-from .runtime import CANARY_META, Settings, load_root_key
+from .runtime import CANARY_META, Settings, load_root_key, migrated
 from .store import rootkey
 from .store.keystores import secret_aad as xks_secret_aad
 from .store.rootkey import CANARY_AAD, ROOT_KEY_META, RootKeyError, aad_for, describe
@@ -76,12 +76,7 @@ def _open_store(settings: Settings):
         if not (data_dir / "trentd.db").exists():
             raise RootKeyError(f"no trentd store in {data_dir}")
         store = SQLiteStore(data_dir / "trentd.db", deadline_seconds=ROTATION_DEADLINE_SECONDS)
-    try:
-        store.migrate()
-    except BaseException:
-        store.close()
-        raise
-    return store
+    return migrated(store)
 
 
 def rewrap_all(tx, ring: rootkey.RootKeyRing, target) -> dict[str, int]:

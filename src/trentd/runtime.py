@@ -96,7 +96,11 @@ def make_store(data_dir: Path, database: str | None = None, pool_size: int | Non
 
 
 def open_store(data_dir: Path, database: str | None = None, pool_size: int | None = None) -> SQLiteStore | PostgresStore:
-    store = make_store(data_dir, database, pool_size)
+    return migrated(make_store(data_dir, database, pool_size))
+
+
+def migrated(store):
+    """``store`` with its pending migrations applied; closed again if that fails."""
     try:
         store.migrate()
     except BaseException:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from ..http.limits import read_capped
+
 MAX_FORM_BYTES = 256 * 1024  # a 32 KB key policy, percent-encoded, fits with room to spare
 MAX_FORM_FIELDS = 200
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -128,28 +130,13 @@ async def read_form(request: Request, receive, timeout: float | None) -> Form:
         raise FormError("The form is too large.", 413)
     try:
         async with asyncio.timeout(timeout or None):
-            body = await _read(receive)
+            body = await read_capped(receive, MAX_FORM_BYTES, lambda: FormError("The form is too large.", 413))
     except TimeoutError:
         raise FormError("The form was not received in time.", 408) from None
     try:
         return _parse(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise FormError("The form could not be read.") from None
-
-
-async def _read(receive) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            raise FormError("The form is too large.", 413)
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from ..runtime import Runtime
 from ..store.rootkey import RootKeyError, RootKeyUnavailable
 from ..store.errors import StoreUnavailable
 from . import sts
+from .limits import read_capped
 
 log = logging.getLogger("trentd.http")
 
@@ -71,18 +72,7 @@ async def _read_body(scope, receive) -> bytes:
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
             raise BodyTooLarge()
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
+    return await read_capped(receive, MAX_BODY, BodyTooLarge)
 
 
 async def respond(send, status: int, body: bytes, content_type: bytes = JSON_TYPE, request_id: str | None = None,

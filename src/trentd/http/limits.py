@@ -157,3 +157,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         super().send_400_response(msg)
+
+
+async def read_capped(receive, limit: int, too_large) -> bytes:
+    """An ASGI request body of at most ``limit`` bytes; ``too_large()`` is raised past it (a
+    chunked body is cut off at the cap). A client gone away raises ConnectionError."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
