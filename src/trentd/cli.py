@@ -148,8 +148,10 @@ def serve(args) -> int:
     except StoreUnavailable as exc:
         print(f"trentd: cannot open the store: {exc}", file=sys.stderr)
         return 1
+    # proxy_headers=False: uvicorn otherwise believes X-Forwarded-For/-Proto from 127.0.0.1, so any
+    # local process could choose the address that aws:SourceIp and the audit trail see.
     options = dict(host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
-                   server_header=False, timeout_keep_alive=75, lifespan="on")
+                   server_header=False, timeout_keep_alive=75, lifespan="on", proxy_headers=False)
     try:
         options.update(_edge_options(settings))
     except (OSError, ValueError) as exc:

@@ -172,6 +172,22 @@ def test_encrypt(server, kms, admin, key):
     assert event["requestParameters"]["keyId"] == missing and event["resources"] == []
 
 
+def test_forwarded_headers_do_not_change_the_source_address(server, kms, key):
+    """trentd answers its clients directly: an X-Forwarded-For sent by a local process must not
+    pass for the caller's address (sourceIPAddress here, aws:SourceIp in policies)."""
+    def forwarded(request, **_):
+        request.headers["X-Forwarded-For"] = "203.0.113.9"
+        request.headers["X-Forwarded-Proto"] = "https"
+
+    kms.meta.events.register("before-sign.kms.Encrypt", forwarded)
+    try:
+        response = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"hello")
+    finally:
+        kms.meta.events.unregister("before-sign.kms.Encrypt", forwarded)
+    event = event_for(server, request_id(response))
+    assert event["sourceIPAddress"] == "127.0.0.1" and "tlsDetails" not in event
+
+
 def test_decrypt(server, kms, admin, key):
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"hello", EncryptionContext={"p": "a"})["CiphertextBlob"]
     response = kms.decrypt(CiphertextBlob=blob, EncryptionContext={"p": "a"})

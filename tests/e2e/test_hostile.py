@@ -144,6 +144,24 @@ def test_a_body_trickled_within_the_deadline_is_accepted(server):
     assert _status(response) == 400 and b"RequestTimeout" not in response, response[:300]
 
 
+def test_expect_100_continue_is_answered_before_the_body(server):
+    """Responses leave in one write (http/limits.py), but an interim 100 Continue must not be
+    held back: the client waits for it before it sends the body."""
+    body = b'{"Limit": 5}'
+    with _connect(server) as sock:
+        sock.sendall(HEAD + b"Expect: 100-continue\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+        sock.settimeout(DEADLINE)
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim[:200]
+        sock.sendall(body)
+        response = _read_until_closed(sock, 10)
+    head, _, payload = response.partition(b"\r\n\r\n")
+    # the request reaches the API (and fails there: it is unsigned), as one well-formed answer
+    assert _status(response) == 400 and b"MissingAuthenticationToken" in payload, response[:300]
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    assert len(payload) == length
+
+
 # --- headers -------------------------------------------------------------------------------------
 def test_oversized_or_too_many_headers_get_431(server):
     with _connect(server) as sock:

@@ -644,3 +644,12 @@ def test_unsupported_and_keyless_specs():
            asymmetric.public_key_der, "HMAC_256", os.urandom(32))
     with pytest.raises(ValueError):
         asymmetric.generate_material("NOT_A_SPEC")
+
+
+def test_the_specs_signed_on_the_event_loop_are_real_signing_specs():
+    from trentd.crypto import specs
+
+    for name in specs.INLINE_SIGN | specs.INLINE_VERIFY:
+        assert specs.SIGN_VERIFY in specs.KEY_SPECS[name].usages, name
+    assert specs.INLINE_SIGN <= specs.INLINE_VERIFY
+    assert not {"RSA_3072", "RSA_4096", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87"} & specs.INLINE_SIGN

@@ -323,22 +323,28 @@ def test_good_base64_round_trips():
 @settings(max_examples=1000, deadline=None)
 @given(st.text(alphabet="ABCQUJDab+/=-_ \n\xe9", max_size=12))
 def test_pybase64_is_as_strict_as_binascii(text):
+    """Large blobs are decoded by pybase64, small ones by binascii: both must accept and refuse
+    exactly the same texts."""
     def outcome(fn):
         try:
             return fn(text)
         except ValueError:
             return "error"
 
-    def fallback(t):  # the code path used without pybase64
-        pybase64, jsonio._pybase64 = jsonio._pybase64, None
-        try:
-            return jsonio.b64decode_strict(t)
-        finally:
-            jsonio._pybase64 = pybase64
+    via_pybase64 = outcome(lambda t: jsonio._pybase64.b64decode(t, validate=True))
+    assert via_pybase64 == outcome(jsonio._b64decode_binascii)
+    if via_pybase64 != "error":
+        assert outcome(lambda t: binascii.a2b_base64(t, strict_mode=True)) == via_pybase64
 
-    assert outcome(jsonio.b64decode_strict) == outcome(fallback)
-    if outcome(jsonio.b64decode_strict) != "error":
-        assert outcome(lambda t: binascii.a2b_base64(t, strict_mode=True)) == outcome(jsonio.b64decode_strict)
+
+@pytest.mark.skipif(jsonio._pybase64 is None, reason="pybase64 not installed")
+def test_large_blobs_round_trip_through_pybase64():
+    data = bytes(range(256)) * (jsonio._PYBASE64_FROM // 256 + 3)
+    text = b64(data)
+    assert len(text) >= jsonio._PYBASE64_FROM
+    assert jsonio.b64decode_strict(text) == data and jsonio.b64encode(data) == text
+    with pytest.raises(ValueError):
+        jsonio.b64decode_strict(text[:-1] + "!")
 
 
 # ---------------------------------------------------------------- serialization, read back by botocore

@@ -464,7 +464,7 @@ def test_dev_mode_parses_without_secret():
 def test_signing_key_cache_is_bounded_and_correct():
     sigv4._KEY_CACHE.clear()
     for i in range(sigv4._KEY_CACHE_MAX + 50):
-        sigv4._signing_key(f"secret{i}", "20260627", "us-east-1", "kms")
+        sigv4._signing_mac(f"secret{i}", "20260627", "us-east-1", "kms")
     assert len(sigv4._KEY_CACHE) == sigv4._KEY_CACHE_MAX
     sign(secret="secret0").check(secret="secret0")  # evicted entry is recomputed correctly
     rejects(sign(secret="secret1"), *MISMATCH, secret="secret2")

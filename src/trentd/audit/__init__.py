@@ -61,7 +61,7 @@ class AuditLog:
                    stdout=getattr(settings, "audit_stdout", False),
                    max_bytes=getattr(settings, "audit_max_bytes", DEFAULT_MAX_BYTES))
 
-    async def record(self, exchange: Exchange) -> None:
+    async def record(self, exchange: Exchange, loop=None) -> None:
         """Return once the exchange's event is durable; AuditUnavailable if it cannot be (unless
         fail-open, which logs and returns)."""
         try:
@@ -72,7 +72,7 @@ class AuditLog:
                 return
             raise AuditUnavailable("audit event could not be built") from None
         try:
-            await self.sink.record(event)
+            await self.sink.record(event, loop)
         except AuditUnavailable:
             if not self.fail_open:
                 raise

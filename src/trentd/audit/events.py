@@ -278,7 +278,7 @@ class Exchange:
     """What the HTTP edge learned about one request; filled as the request progresses."""
 
     request_id: str
-    received: datetime
+    received: float | datetime  # when the request arrived (wall clock, POSIX seconds or aware datetime)
     scope: dict
     headers: dict
     service: str = "kms"  # 'kms' or 'sts'

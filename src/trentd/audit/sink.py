@@ -1,7 +1,9 @@
 """The audit file sink: one hash-chained JSON-lines file per process, written by group commit.
 
 Request handlers ``submit`` an event and wait; one writer thread takes every pending event as a
-batch, chains and writes them, ``fdatasync``s once, and only then releases the batch's waiters.
+batch, chains and writes them durably (the file is opened ``O_DSYNC``: the write returns once the
+data is on disk, one system call where write + ``fdatasync`` took two, and one less hand-over of
+the GIL with the event loop), and only then releases the batch's waiters.
 A response therefore leaves only after its event is durable, while throughput is bounded by
 events per fsync rather than by fsyncs per second. Events from the event loop reach the writer
 already batched (``_LoopBatcher``: what arrived while the previous batch was being written goes
@@ -85,9 +87,10 @@ class AuditSink:
         self._enqueue(event, future)
         return future
 
-    async def record(self, event: dict) -> bool:
-        """From the event loop: wait for the batch holding ``event`` to be flushed."""
-        loop = asyncio.get_running_loop()
+    async def record(self, event: dict, loop=None) -> bool:
+        """From the event loop (``loop``, when the caller has it): wait for the batch holding
+        ``event`` to be flushed."""
+        loop = loop or asyncio.get_running_loop()
         waiter = loop.create_future()
         batcher = self._batchers.get(loop)
         if batcher is None:
@@ -179,9 +182,7 @@ class AuditSink:
         self._settle(batch, True)
 
     def _write_all(self, data: bytes) -> None:
-        _write_fd(self._fd, data)
-        if self.fsync:
-            os.fdatasync(self._fd)
+        _write_fd(self._fd, data)  # durable on return when self.fsync (O_DSYNC, _ensure_file)
 
     def _failed(self, exc: Exception, batch: list) -> None:
         self.stats["failures"] += 1
@@ -224,7 +225,8 @@ class AuditSink:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._part += 1
         path = self.directory / f"{self.chain_name}.{self._part:04d}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags | (os.O_DSYNC if self.fsync else 0), 0o600)
         st = os.fstat(fd)
         self._fd, self._path, self._ident, self._size = fd, path, (st.st_dev, st.st_ino), 0
         if self.fsync:  # make the new name durable too

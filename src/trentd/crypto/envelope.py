@@ -12,13 +12,14 @@ a multi-Region key's replicas decrypt each other's ciphertext.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .entropy import random_bytes
 
 VERSION = 1
 _HKDF_INFO = b"trentd ciphertext v1"
@@ -58,7 +59,8 @@ def _header_bytes(header: Header) -> bytes:
 
 
 def encrypt(header: Header, backing_key: bytes, plaintext: bytes, context: dict[str, str] | None) -> bytes:
-    salt, nonce = os.urandom(16), os.urandom(12)
+    fresh = random_bytes(28)
+    salt, nonce = fresh[:16], fresh[16:]
     prefix = _header_bytes(header) + salt + nonce
     return prefix + _derive(backing_key, salt).encrypt(nonce, plaintext, prefix + canonical_context(context))
 

@@ -1,5 +1,7 @@
-"""HMAC_224/256/384/512 keys: raw random bytes; MACs with the standard library's one-shot HMAC
-(OpenSSL underneath). The hash comes from the spec table (`details["hash"]`)."""
+"""HMAC_224/256/384/512 keys: raw random bytes; MACs with the standard library's HMAC (OpenSSL
+underneath). The hash comes from the spec table (`details["hash"]`). ``hmac.new`` rather than the
+one-shot ``hmac.digest``: the latter releases the GIL on every call, a hand-over point on the
+event loop (crypto/entropy.py), while an HMAC object does so only for messages of 2 KiB or more."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ def generate(ks: KeySpec) -> bytes:
 
 
 def mac(ks: KeySpec, key: bytes, message: bytes) -> bytes:
-    return _std_hmac.digest(key, message, ks.details["hash"].lower())
+    return _std_hmac.new(key, message, ks.details["hash"].lower()).digest()
 
 
 def verify(ks: KeySpec, key: bytes, message: bytes, tag: bytes) -> bool:

@@ -96,5 +96,16 @@ KEY_SPECS: dict[str, KeySpec] = {
 }
 
 
+# Signatures that cost at most ~0.3 ms of one core (cryptography on the benchmark machine:
+# RSA-2048 0.24 ms, P-256 0.04, P-384 0.15, P-521 0.17, secp256k1 0.26, Ed25519 0.02) are made on
+# the event loop, like symmetric crypto: with one worker per core, the hop to the thread pool
+# and the GIL hand-offs around it cost more than they free (trentd/inline.py). Dearer ones
+# (RSA-3072 0.6 ms, RSA-4096 1.3 ms, ML-DSA) go to the pool. Verifying is cheaper: every RSA size
+# (≤ 0.06 ms) and the same curves (≤ 0.35 ms).
+INLINE_SIGN = frozenset({"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1",
+                         "ECC_NIST_EDWARDS25519"})
+INLINE_VERIFY = INLINE_SIGN | {"RSA_3072", "RSA_4096"}
+
+
 def algorithms_for(spec_name: str, usage: str) -> tuple[str, ...]:
     return KEY_SPECS[spec_name].algorithms.get(usage, ())

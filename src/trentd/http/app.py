@@ -10,10 +10,9 @@ serialize the answer from the model.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 
 import orjson
 
@@ -29,7 +28,7 @@ from ..runtime import Runtime
 from ..store.rootkey import RootKeyError, RootKeyUnavailable
 from ..store.errors import StoreUnavailable
 from . import sts
-from .limits import read_capped
+from .limits import Deadlines, read_capped
 
 log = logging.getLogger("trentd.http")
 
@@ -56,14 +55,16 @@ class BodyTimeout(AWSError):
 CLOSE_AFTER = (BodyTooLarge, BodyTimeout)
 
 
-async def read_body(scope, receive, timeout: float | None = None) -> bytes:
+_body_deadlines = Deadlines()
+
+
+async def read_body(scope, receive, timeout: float | None = None, loop=None) -> bytes:
     """The whole body, at most MAX_BODY bytes (413 before reading when Content-Length says more;
     a chunked body is cut off at the cap), received within ``timeout`` seconds (408)."""
     if not timeout:
         return await _read_body(scope, receive)
     try:
-        async with asyncio.timeout(timeout):
-            return await _read_body(scope, receive)
+        return await _body_deadlines.within(_read_body(scope, receive), timeout, loop)
     except TimeoutError:
         raise BodyTimeout() from None
 
@@ -96,6 +97,7 @@ class TrentApp:
         self.authenticator = Authenticator(runtime.store, runtime.root_key, dev=self.settings.dev,
                                            default_account=self.settings.account, clock=runtime.clock)
         self._sweeper: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the lifespan started on
         self.audit = AuditLog.for_runtime(runtime)
         self.console = None  # the web console (trentd/console), unless --no-console
         if getattr(self.settings, "console", True):
@@ -123,17 +125,18 @@ class TrentApp:
     # --- the API: KMS (JSON 1.1) or STS (Query), chosen by the credential scope -----------------
     async def _api(self, scope, receive, send):
         request_id = event_id()  # a version 4 UUID without uuid4()'s syscall per request
+        loop = self._running_loop()
         headers = sigv4.normalize_headers(scope["headers"])
         # Until the scope is known, a form-encoded body marks an STS caller expecting XML errors.
         sts_call = sts.is_sts_request(headers)
         # What the audit event of this request is built from (audit/events.py).
-        exchange = Exchange(request_id, datetime.now(timezone.utc), scope, headers,
+        exchange = Exchange(request_id, time.time(), scope, headers,
                             service="sts" if sts_call else "kms", default_region=self.settings.region)
         close = False
         try:
-            body = exchange.body = await read_body(scope, receive, self.settings.body_timeout)
-            cred = exchange.cred = sigv4.parse(headers, now=datetime.now(timezone.utc),
-                                               max_skew_seconds=self.settings.max_clock_skew)
+            body = exchange.body = await read_body(scope, receive, self.settings.body_timeout, loop)
+            # The skew check reads the real wall clock, never the service's test clock.
+            cred = exchange.cred = sigv4.parse(headers, max_skew_seconds=self.settings.max_clock_skew)
             sts_call = cred.service == "sts"
             exchange.service = "sts" if sts_call else "kms"
             caller = exchange.caller = await self._authenticate(scope, headers, body, cred, request_id)
@@ -156,11 +159,20 @@ class TrentApp:
                 exchange.error_code = getattr(sts, "_AUTH_CODES", {}).get(err.code, (err.code,))[0]
         # Fail-closed: the answer leaves only once its event is durable (group commit).
         try:
-            await self.audit.record(exchange)
+            await self.audit.record(exchange, loop)
         except AuditUnavailable:
             err = internal(AUDIT_UNAVAILABLE)
             status, out = sts.error(err, request_id) if sts_call else (err.status, error_body(err))
         await respond(send, status, out, sts.XML_TYPE if sts_call else JSON_TYPE, request_id, close)
+
+    def _running_loop(self):
+        """The event loop the app serves on, as noted at startup: on Python 3.11 every
+        ``asyncio.get_running_loop()`` makes a getpid() system call. Checked all the same (a
+        dictionary lookup): an app called from another loop gets that loop."""
+        loop = self._loop
+        if loop is None or asyncio.current_task(loop) is None:
+            loop = asyncio.get_running_loop()
+        return loop
 
     @staticmethod
     def _as_aws_error(exc: Exception, request_id: str) -> AWSError:
@@ -199,7 +211,7 @@ class TrentApp:
         if handler is None:
             raise AWSError("UnsupportedOperationException", f"{name} is not supported by trentd yet.")
         request = exchange.request = operation.parse(body)
-        caller = exchange.caller = dataclasses.replace(caller, operation=name, request=request)
+        caller = exchange.caller = caller.for_operation(name, request)
         exchange.result = result = await self._run(name, handler, caller, request)
         return operation.serialize(result)
 
@@ -246,6 +258,7 @@ class TrentApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._loop = asyncio.get_running_loop()
                 self.runtime.store.changes.start()  # caches follow other processes' writes
                 self._sweeper = asyncio.create_task(self._sweep_forever())
                 await send({"type": "lifespan.startup.complete"})

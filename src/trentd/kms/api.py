@@ -14,11 +14,12 @@ __all__ = ["OPERATIONS", "run_background_jobs", "shutdown"]
 # Successful cryptographic operations record the key's last use (GetKeyLastUsage).
 lastusage.track(OPERATIONS)
 
-# Operations the HTTP edge first tries on the event loop: on a cached symmetric key they need no
-# store and little CPU. Anything blocking they meet sends them to the thread pool (trentd/inline.py).
+# Operations the HTTP edge first tries on the event loop: on a cached key they need no store and
+# little CPU (symmetric crypto, HMAC, the cheap signature specs of crypto/specs.py INLINE_SIGN).
+# Anything blocking or dear they meet sends them to the thread pool (trentd/inline.py).
 INLINE_OPERATIONS = frozenset({
     "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
-    "VerifyMac",
+    "VerifyMac", "Sign", "Verify",  # Sign and Verify only for keys whose spec is cheap enough (signing.py)
 })
 
 # Operations that read keys through the cache (kms/cache.py); when one fails, it is run once more

@@ -6,9 +6,8 @@ symmetric KMS key, for envelope encryption outside KMS.
 
 from __future__ import annotations
 
-import secrets
-
 from ..crypto import asymmetric, specs
+from ..crypto.entropy import random_bytes
 from ..errors import AWSError, validation
 from .encryption import SYMMETRIC, is_symmetric, reject_recipient, seal, with_material_id
 from .paging import dry_run
@@ -41,7 +40,7 @@ def _generate_data_key(svc, caller, req, operation_name: str) -> dict:
     length = _data_key_length(req)
     with svc.hot_reads() as tx:
         key = _wrapping_key(svc, tx, caller, req, operation_name)
-        plaintext = secrets.token_bytes(length)
+        plaintext = random_bytes(length)
         blob, material_id = seal(svc, tx, key, plaintext, req.get("EncryptionContext"), SYMMETRIC, caller=caller)
     return with_material_id({"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn}, material_id)
 

@@ -72,6 +72,13 @@ class Caller:
     def action(self) -> str:
         return f"kms:{self.operation}"
 
+    def for_operation(self, operation: str, request: dict | None) -> "Caller":
+        """This caller calling ``operation`` with ``request``: what ``dataclasses.replace`` makes,
+        at a tenth of its cost (it is made on every API call)."""
+        copy = object.__new__(Caller)
+        copy.__dict__.update(self.__dict__, operation=operation, request=request)
+        return copy
+
     @property
     def shown_arn(self) -> str:
         """The caller as AccessDenied messages and GetCallerIdentity show it."""

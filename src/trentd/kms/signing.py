@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from ..crypto import asymmetric, specs
 from ..errors import AWSError
+from ..inline import offload_point
 from .paging import dry_run
 from .service import operation
+
+
+def _offload_unless_cheap(key, cheap_specs: frozenset) -> None:
+    """Signing with a cheap spec happens on the event loop; a dear one is sent to the thread pool
+    (crypto/specs.py INLINE_SIGN, trentd/inline.py)."""
+    if key.key_spec not in cheap_specs:
+        offload_point()
 
 
 def _signing_key(svc, tx, caller, req, operation_name: str):
@@ -21,6 +29,7 @@ def _signing_key(svc, tx, caller, req, operation_name: str):
 def sign(svc, caller, req):
     with svc.hot_reads() as tx:
         key, material = _signing_key(svc, tx, caller, req, "Sign")
+    _offload_unless_cheap(key, specs.INLINE_SIGN)
     signature = asymmetric.sign(key.key_spec, material, req["SigningAlgorithm"], req.get("MessageType", "RAW"),
                                 req["Message"])
     dry_run(req)  # after the message checks (type, digest length) that signing makes; nothing is kept
@@ -31,6 +40,7 @@ def sign(svc, caller, req):
 def verify(svc, caller, req):
     with svc.hot_reads() as tx:
         key, material = _signing_key(svc, tx, caller, req, "Verify")
+    _offload_unless_cheap(key, specs.INLINE_VERIFY)
     valid = asymmetric.verify(key.key_spec, material, req["SigningAlgorithm"], req.get("MessageType", "RAW"),
                               req["Message"], req["Signature"])
     if not valid:

@@ -241,12 +241,17 @@ class ThrowawayCluster:
 
     def pause(self) -> None:
         """Hang the database: every process stopped, sockets still open (the worst case)."""
-        for pid in self.pids():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
         for pid in self.pids():
-            os.kill(pid, signal.SIGCONT)
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:  # a backend that exited since it was listed
+                pass
 
     def wait_ready(self, timeout: float = 30) -> None:
         import psycopg
