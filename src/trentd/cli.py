@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -86,6 +87,9 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
                         help="seconds a client has to send a request line and headers (408 and close)")
     parser.add_argument("--body-timeout", type=float, default=float(_env("BODY_TIMEOUT", 10)),
                         help="seconds a client has to send a request body (408 and close)")
+    parser.add_argument("--trusted-proxies", default=_env("TRUSTED_PROXIES", ""), metavar="ADDRESSES",
+                        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+                             "and X-Forwarded-Proto are believed (default: none; the TCP peer is the source)")
     parser.add_argument("--xks-timeout", type=float, default=float(_env("XKS_TIMEOUT", 1.0)), metavar="SECONDS",
                         help="seconds each call to an external key store proxy may take (AWS: 0.25)")
     parser.add_argument("--no-console", action="store_true", default=_env("NO_CONSOLE", "") == "1",
@@ -110,6 +114,16 @@ def _xks_resolve(values: list[str]) -> dict[str, str]:
     return out
 
 
+def _trusted_proxies(value: str) -> str | None:
+    """The --trusted-proxies list in the form uvicorn understands (it silently treats an entry it
+    cannot parse, such as "10.0.0.1/8", as a name no peer ever has); ValueError names a bad one."""
+    entries = []
+    for entry in (e.strip() for e in value.split(",")):
+        if entry:
+            entries.append(str(ipaddress.ip_network(entry, strict=False) if "/" in entry else ipaddress.ip_address(entry)))
+    return ",".join(entries) or None
+
+
 def serve(args) -> int:
     import uvicorn
 
@@ -127,6 +141,11 @@ def serve(args) -> int:
     settings.audit_max_bytes = args.audit_max_bytes
     if bool(args.tls_cert) != bool(args.tls_key):
         print("trentd: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    try:
+        proxies = _trusted_proxies(args.trusted_proxies)
+    except ValueError as exc:
+        print(f"trentd: --trusted-proxies: {exc}", file=sys.stderr)
         return 2
     settings.tls_cert, settings.tls_key, settings.tls_self_signed = args.tls_cert, args.tls_key, args.tls_self_signed
     settings.limit_concurrency = args.limit_concurrency or None
@@ -148,10 +167,12 @@ def serve(args) -> int:
     except StoreUnavailable as exc:
         print(f"trentd: cannot open the store: {exc}", file=sys.stderr)
         return 1
-    # proxy_headers=False: uvicorn otherwise believes X-Forwarded-For/-Proto from 127.0.0.1, so any
-    # local process could choose the address that aws:SourceIp and the audit trail see.
+    # X-Forwarded-For/-Proto only from the proxies named: uvicorn by default believes them from
+    # 127.0.0.1, so any local process could choose the address that aws:SourceIp and the audit
+    # trail see, and make aws:SecureTransport true over plain HTTP.
     options = dict(host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
-                   server_header=False, timeout_keep_alive=75, lifespan="on", proxy_headers=False)
+                   server_header=False, timeout_keep_alive=75, lifespan="on",
+                   proxy_headers=proxies is not None, forwarded_allow_ips=proxies)
     try:
         options.update(_edge_options(settings))
     except (OSError, ValueError) as exc:

@@ -188,6 +188,39 @@ def test_forwarded_headers_do_not_change_the_source_address(server, kms, key):
     assert event["sourceIPAddress"] == "127.0.0.1" and "tlsDetails" not in event
 
 
+def test_forwarded_headers_are_believed_from_a_trusted_proxy():
+    """--trusted-proxies: a reverse proxy's X-Forwarded-For names the caller (here the proxy is
+    127.0.0.1, the test itself), in the audit trail and for aws:SourceIp in policies."""
+    with TrentdServer(dev=False, extra_args=("--trusted-proxies", "127.0.0.0/8")) as proxied:
+        kms = proxied.client()
+
+        def forwarded(request, **_):
+            request.headers["X-Forwarded-For"] = "203.0.113.9"
+
+        kms.meta.events.register("before-sign.kms.*", forwarded)
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        response = kms.encrypt(KeyId=key_id, Plaintext=b"hello")
+        assert event_for(proxied, request_id(response))["sourceIPAddress"] == "203.0.113.9"
+        # a key policy that allows only the forwarded address: the call passes, from elsewhere not
+        account = "000000000000"
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Sid": "admin", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "only-from", "Effect": "Deny", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*",
+             "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}}]}
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
+        kms.encrypt(KeyId=key_id, Plaintext=b"hello")
+        kms.meta.events.unregister("before-sign.kms.*", forwarded)
+        error = failure(kms.encrypt, KeyId=key_id, Plaintext=b"hello")
+        assert error.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_a_malformed_trusted_proxy_is_refused_at_start(tmp_path):
+    out = trentd("serve", "--port", "1", "--data-dir", str(tmp_path), "--trusted-proxies", "10.0.0.5,proxy.internal")
+    assert out.returncode == 2 and "--trusted-proxies" in out.stderr and "proxy.internal" in out.stderr, out.stderr
+    assert not (tmp_path / "trentd.db").exists()  # refused before anything was set up
+
+
 def test_decrypt(server, kms, admin, key):
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"hello", EncryptionContext={"p": "a"})["CiphertextBlob"]
     response = kms.decrypt(CiphertextBlob=blob, EncryptionContext={"p": "a"})
