@@ -8,6 +8,7 @@ prints µs per request (wall and CPU of all threads). Switches take parts away t
     .venv/bin/python bench/app_cost.py --no-audit-sink      # the event is built, not written
     .venv/bin/python bench/app_cost.py --stub-handler       # Encrypt replaced by a constant answer
     .venv/bin/python bench/app_cost.py --profile            # cProfile of the run, by total time
+    .venv/bin/python bench/app_cost.py --profile --sort cumulative --top 80
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ async def main(args) -> None:
     body = orjson.dumps({"KeyId": key_id, "Plaintext": base64.b64encode(b"x" * 64).decode()})
     headers = signed(credentials, "Encrypt", body)
     if args.no_audit_sink:
-        async def written(event):
+        async def written(event, loop=None):
             return True
         app.audit.sink.record = written
     if args.stub_handler:
@@ -101,7 +102,7 @@ async def main(args) -> None:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"{n / wall:,.0f} req/s; {wall / n * 1e6:.0f} µs wall, {cpu / n * 1e6:.0f} µs CPU (all threads) per request")
     if profiler:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     await lifespan_queue.put({"type": "lifespan.shutdown"})
     await lifespan
 
@@ -113,4 +114,6 @@ if __name__ == "__main__":
     parser.add_argument("--no-audit-sink", action="store_true")
     parser.add_argument("--stub-handler", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime", help="cProfile order: tottime, cumulative, ... (with --profile)")
+    parser.add_argument("--top", type=int, default=40, help="functions printed (with --profile)")
     asyncio.run(main(parser.parse_args()))

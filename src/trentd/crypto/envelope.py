@@ -12,6 +12,7 @@ a multi-Region key's replicas decrypt each other's ciphertext.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -23,6 +24,7 @@ from .entropy import random_bytes
 
 VERSION = 1
 _HKDF_INFO = b"trentd ciphertext v1"
+_SHA256 = hashes.SHA256()  # an immutable descriptor: shared, not made per message
 _FIXED = 1 + 12 + 1  # version, account, key-id length
 _TAIL = 32 + 16 + 12  # material id, salt, nonce
 _TAG = 16
@@ -39,9 +41,14 @@ class Header:
     material_id: bytes  # 32 raw bytes; the API shows it as 64 hex characters
 
 
+_NO_CONTEXT = bytes(4)  # zero pairs: what canonical_context gives for None or {}
+
+
 def canonical_context(context: dict[str, str] | None) -> bytes:
     """Sorted, length-prefixed pairs: unambiguous for any keys and values."""
-    items = sorted((k.encode(), v.encode()) for k, v in (context or {}).items())
+    if not context:
+        return _NO_CONTEXT
+    items = sorted((k.encode(), v.encode()) for k, v in context.items())
     out = bytearray(len(items).to_bytes(4, "big"))
     for key, value in items:
         out += len(key).to_bytes(4, "big") + key + len(value).to_bytes(4, "big") + value
@@ -49,7 +56,7 @@ def canonical_context(context: dict[str, str] | None) -> bytes:
 
 
 def _derive(backing_key: bytes, salt: bytes) -> AESGCM:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO)
+    hkdf = HKDF(algorithm=_SHA256, length=32, salt=salt, info=_HKDF_INFO)
     return AESGCM(hkdf.derive(backing_key))
 
 
@@ -58,10 +65,18 @@ def _header_bytes(header: Header) -> bytes:
     return bytes([VERSION]) + header.account.encode("ascii") + bytes([len(key_id)]) + key_id + header.material_id
 
 
-def encrypt(header: Header, backing_key: bytes, plaintext: bytes, context: dict[str, str] | None) -> bytes:
+@functools.lru_cache(maxsize=4096)
+def header_for(account: str, key_id: str, material_id: str) -> bytes:
+    """The clear header of every blob under one key material (``material_id`` in hex, as stored):
+    the same bytes for each message, so made once per material rather than per request."""
+    return _header_bytes(Header(account, key_id, bytes.fromhex(material_id)))
+
+
+def encrypt(header: Header | bytes, backing_key: bytes, plaintext: bytes, context: dict[str, str] | None) -> bytes:
+    """A v1 blob; ``header`` as a Header or as its bytes (header_for)."""
     fresh = random_bytes(28)
     salt, nonce = fresh[:16], fresh[16:]
-    prefix = _header_bytes(header) + salt + nonce
+    prefix = (header if type(header) is bytes else _header_bytes(header)) + fresh
     return prefix + _derive(backing_key, salt).encrypt(nonce, plaintext, prefix + canonical_context(context))
 
 
@@ -81,8 +96,9 @@ def read_header(blob: bytes) -> Header:
     return Header(account.decode("ascii"), key_id, blob[end : end + 32])
 
 
-def decrypt(blob: bytes, backing_key: bytes, context: dict[str, str] | None) -> bytes:
-    header = read_header(blob)
+def decrypt(blob: bytes, backing_key: bytes, context: dict[str, str] | None, header: Header | None = None) -> bytes:
+    """The plaintext; ``header``: what read_header(blob) gave, when the caller already has it."""
+    header = header or read_header(blob)
     body_start = _FIXED + len(header.key_id) + _TAIL
     prefix = blob[:body_start]
     salt, nonce = prefix[-28:-12], prefix[-12:]

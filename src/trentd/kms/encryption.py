@@ -52,7 +52,7 @@ def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm:
         return keystores.seal(svc, tx, caller, key, plaintext, context), None
     material = svc.current_material(tx, key)
     if is_symmetric(key):
-        header = envelope.Header(key.account, key.key_id, bytes.fromhex(key.current_material))
+        header = envelope.header_for(key.account, key.key_id, key.current_material)
         return envelope.encrypt(header, material, plaintext, context), key.current_material
     if context:
         raise validation("EncryptionContext is not supported with asymmetric KMS keys.")
@@ -103,7 +103,7 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
     if material is None:
         raise invalid_ciphertext()
     try:
-        return key, envelope.decrypt(blob, material, context), material_id
+        return key, envelope.decrypt(blob, material, context, header), material_id
     except envelope.MalformedCiphertext:
         raise invalid_ciphertext() from None
 

@@ -41,7 +41,8 @@ def _tracking(name: str, handler):
         result = handler(svc, caller, req)
         now = svc.clock.now()
         for member in ("KeyId", "SourceKeyId"):
-            ident = _key_of(result.get(member) or "")
+            arn = result.get(member)
+            ident = _key_of(arn) if arn else None
             if ident is not None:
                 svc.usage.record(ident, (name, now, caller.request_id))
         return result
