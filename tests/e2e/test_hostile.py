@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+from trentd.http.app import MAX_BODY
 from trentd.testing.server import TrentdServer
 
 DEADLINE = 2.0  # --header-timeout and --body-timeout of the servers below
@@ -94,6 +95,38 @@ def test_one_mib_body_is_refused_with_413_at_once(server):
         assert _status(response) == 413, response[:200]
         assert b"RequestEntityTooLargeException" in response and b"connection: close" in response.lower()
         assert time.monotonic() - start < DEADLINE
+
+
+def test_a_client_that_sends_its_whole_oversized_body_still_reads_the_413(server):
+    """A client that writes its whole body before reading (most do) must get the error, not a
+    reset: the server half-closes after answering and drops the rest of the body (lingering
+    close), so the client's writes succeed and its read finds the answer, then the end."""
+    body_size = 4 * 1024 * 1024
+    for _ in range(3):  # a reset is a race: give it several chances to show
+        with _connect(server) as sock:
+            sock.sendall(HEAD + b"Content-Length: %d\r\n\r\n" % body_size)
+            sock.sendall(b"{" + b" " * (body_size - 1))  # no BrokenPipeError, no ConnectionResetError
+            sock.settimeout(DEADLINE + SLACK)
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+            head, _, payload = response.partition(b"\r\n\r\n")
+            assert _status(response) == 413 and b"connection: close" in head.lower(), response[:300]
+            assert b'"RequestEntityTooLargeException"' in payload
+
+
+def test_boto3_gets_the_413_as_an_error_code(server):
+    from botocore.exceptions import ClientError
+
+    kms = server.client()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    with pytest.raises(ClientError) as caught:
+        kms.encrypt(KeyId=key_id, Plaintext=b"x" * (1024 * 1024))  # far over the 512 KiB request cap
+    error = caught.value.response["Error"]
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert error["Code"] == "RequestEntityTooLargeException"
+    assert error["Message"] == f"Request body exceeds the maximum allowed size of {MAX_BODY} bytes."
+    assert kms.encrypt(KeyId=key_id, Plaintext=b"fits")["KeyId"].endswith(key_id)  # the client still works
 
 
 def test_endless_chunked_body_gets_413_and_memory_stays_bounded(server):

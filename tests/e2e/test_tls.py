@@ -77,6 +77,23 @@ def test_boto3_over_https_with_the_private_ca(tls_server):
     assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"a": "b"})["Plaintext"] == b"tls"
 
 
+def test_an_oversized_body_sent_in_full_over_tls_still_reads_the_413(tls_server):
+    """TLS cannot half-close: the lingering close (http/limits.py) still drops the rest of the
+    body, so the client's writes succeed and it reads the whole 413."""
+    body_size = 2 * 1024 * 1024
+    head = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: TrentService.ListKeys\r\n"
+            b"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n" % body_size)
+    with socket.create_connection(_address(tls_server), timeout=10) as raw:
+        with _client_context(ssl.TLSVersion.TLSv1_3).wrap_socket(raw) as tls:
+            tls.sendall(head + b"{" + b" " * (body_size - 1))
+            response = b""
+            while b"\r\n\r\n" not in response or not response.endswith(b"}"):
+                chunk = tls.recv(65536)
+                assert chunk, f"closed before the whole answer arrived: {response[:300]!r}"
+                response += chunk
+    assert response.startswith(b"HTTP/1.1 413 ") and b'"RequestEntityTooLargeException"' in response
+
+
 def test_boto3_without_the_ca_refuses_the_certificate(tls_server, tmp_path):
     import boto3
     from botocore.config import Config

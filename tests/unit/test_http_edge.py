@@ -98,7 +98,7 @@ class RecordingTransport:
 
 def test_head_and_body_leave_in_one_write():
     transport = RecordingTransport()
-    cycle_view = _OneWriteResponses(transport)
+    cycle_view = _OneWriteResponses(transport, transport.close)
     cycle_view.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     assert transport.writes == []
     cycle_view.write(b"{}")
@@ -111,14 +111,14 @@ def test_head_and_body_leave_in_one_write():
 
 def test_interim_100_continue_is_not_held():
     transport = RecordingTransport()
-    cycle_view = _OneWriteResponses(transport)
+    cycle_view = _OneWriteResponses(transport, transport.close)
     cycle_view.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
 
 
 def test_closing_sends_a_held_head_first():
     transport = RecordingTransport()
-    cycle_view = _OneWriteResponses(transport)
+    cycle_view = _OneWriteResponses(transport, transport.close)
     cycle_view.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
     cycle_view.close()
     assert transport.writes == [b"HTTP/1.1 500 Internal Server Error\r\n\r\n"] and transport.closed

@@ -3,12 +3,17 @@
 uvicorn has no request-receipt timeout: its keep-alive timer is reset by every byte, so a client
 trickling one header byte at a time holds a connection (and a ``--limit-concurrency`` slot)
 forever, and its httptools protocol keeps every header line a client sends, without a bound. The
-protocol below is uvicorn's httptools protocol with two additions:
+protocol below is uvicorn's httptools protocol with these additions:
 
 - a **header deadline**: a request line and headers must be complete ``header_timeout`` seconds
   after the connection opens or the request's first byte arrives, else ``408`` and close;
 - a **header size cap**: request line plus headers at most ``max_head_bytes``, at most
   ``max_headers`` fields, else ``431`` and close;
+- a **lingering close** after an answer given before the request was read to its end (413, 408,
+  431): the answer is followed by a FIN and the rest of the request is read and dropped, for at
+  most ``LINGER_SECONDS`` and ``LINGER_BYTES``, before the connection closes. Closed at once,
+  the kernel answers the client's next bytes with a reset, and a reset can destroy the answer
+  before the client reads it: the client saw "connection reset" instead of the error;
 - nothing else changes (keep-alive, pipelining, flow control, 503 beyond ``limit_concurrency``).
 
 And one change of cost, not of behaviour: a response leaves in one write (``_OneWriteResponses``).
@@ -31,6 +36,8 @@ from dataclasses import asdict, dataclass
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 ENV = "TRENTD_HTTP_LIMITS"
+LINGER_SECONDS = 5.0  # how long the unread rest of an answered request is still read and dropped
+LINGER_BYTES = 16 * 1024 * 1024  # and how much of it
 PROTOCOL = "trentd.http.limits:GuardedHttpToolsProtocol"
 
 
@@ -96,6 +103,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_too_large = False
         self._chunk = 0  # size of the read being parsed
         self._began = False  # a request has begun on this connection
+        self._linger_left: int | None = None  # bytes still dropped before closing; None: not lingering
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     # --- the header deadline --------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -145,9 +154,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:  # a new request's cycle
-            cycle.transport = _OneWriteResponses(self.transport)
+            cycle.transport = _OneWriteResponses(self.transport, self.close_after_answer)
 
     def data_received(self, data: bytes) -> None:
+        if self._linger_left is not None:  # the answer has left: the rest of the request is dropped
+            self._linger_left -= len(data)
+            if self._linger_left < 0:
+                self.transport.close()
+            return
         self._chunk = len(data)
         super().data_received(data)
         # httptools buffers a header line until it is complete, so a never-ending head must be
@@ -162,9 +176,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_since = None
         if self._head_too_large:
             self.transport.write(HEAD_TOO_LARGE)
-            self.transport.close()
+            self._linger()
             return
         super().send_400_response(msg)
+
+    # --- closing after an answer ------------------------------------------------------------
+    def close_after_answer(self) -> None:
+        """The answer has been written and the connection is not kept alive: close it, lingering
+        when the request's body has not all been read."""
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+            self._linger()
+        else:
+            self.transport.close()
+
+    def _linger(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._linger_left is not None:
+            return
+        self._linger_left = LINGER_BYTES
+        if transport.can_write_eof():  # TLS cannot half-close; the answer's length still ends it
+            transport.write_eof()
+        self._linger_timer = self.loop.call_later(LINGER_SECONDS, transport.close)
+        self.flow.resume_reading()  # the body may have paused reading: the client must not stall
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+        super().connection_lost(exc)
 
 
 class _OneWriteResponses:
@@ -172,10 +211,11 @@ class _OneWriteResponses:
     the first body write and leave with it, in one send. Everything else passes through (an
     interim ``100 Continue`` is written at once: the client waits for it before sending the body)."""
 
-    __slots__ = ("_transport", "_head", "_head_seen")
+    __slots__ = ("_transport", "_close", "_head", "_head_seen")
 
-    def __init__(self, transport):
+    def __init__(self, transport, close):
         self._transport = transport
+        self._close = close  # the protocol's close_after_answer
         self._head: bytes | None = None  # the response head, until the first body write
         self._head_seen = False  # only the first final status line is a head: bodies pass through
 
@@ -193,7 +233,7 @@ class _OneWriteResponses:
         head, self._head = self._head, None
         if head is not None:
             self._transport.write(head)
-        self._transport.close()
+        self._close()
 
     def __getattr__(self, name: str):
         return getattr(self._transport, name)
