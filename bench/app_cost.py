@@ -9,6 +9,7 @@ prints µs per request (wall and CPU of all threads). Switches take parts away t
     .venv/bin/python bench/app_cost.py --stub-handler       # Encrypt replaced by a constant answer
     .venv/bin/python bench/app_cost.py --profile            # cProfile of the run, by total time
     .venv/bin/python bench/app_cost.py --profile --sort cumulative --top 80
+    .venv/bin/python bench/app_cost.py --operation Decrypt  # or GenerateDataKey
 """
 
 from __future__ import annotations
@@ -78,13 +79,21 @@ async def main(args) -> None:
     lifespan_queue, lifespan = await start(app)
     created = await call(app, signed(credentials, "CreateKey", b"{}"), b"{}")
     key_id = orjson.loads(created[1]["body"])["KeyMetadata"]["KeyId"]
-    body = orjson.dumps({"KeyId": key_id, "Plaintext": base64.b64encode(b"x" * 64).decode()})
-    headers = signed(credentials, "Encrypt", body)
+    encrypt_body = orjson.dumps({"KeyId": key_id, "Plaintext": base64.b64encode(b"x" * 64).decode()})
+    bodies = {"Encrypt": encrypt_body, "GenerateDataKey": orjson.dumps({"KeyId": key_id, "KeySpec": "AES_256"})}
+    if args.operation == "Decrypt":
+        encrypted = await call(app, signed(credentials, "Encrypt", encrypt_body), encrypt_body)
+        blob = orjson.loads(encrypted[1]["body"])["CiphertextBlob"]
+        bodies["Decrypt"] = orjson.dumps({"CiphertextBlob": blob})
+    body = bodies[args.operation]
+    headers = signed(credentials, args.operation, body)
     if args.no_audit_sink:
         async def written(event, loop=None):
             return True
         app.audit.sink.record = written
     if args.stub_handler:
+        if args.operation != "Encrypt":
+            raise SystemExit("--stub-handler replaces Encrypt only")
         answer = {"CiphertextBlob": b"x" * 150, "KeyId": f"arn:aws:kms:us-east-1:000000000000:key/{key_id}",
                   "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
         api.OPERATIONS["Encrypt"] = lambda svc, caller, request: answer
@@ -111,6 +120,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=8000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--operation", choices=("Encrypt", "Decrypt", "GenerateDataKey"), default="Encrypt",
+                        help="the call measured (Encrypt: 64 bytes)")
     parser.add_argument("--no-audit-sink", action="store_true")
     parser.add_argument("--stub-handler", action="store_true")
     parser.add_argument("--profile", action="store_true")
