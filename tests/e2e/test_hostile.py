@@ -1,7 +1,8 @@
 """Hostile input at the HTTP edge (security.md Part C, acceptance bars 9 and 10).
 
 - a 1 MiB body → 413 at once (Content-Length) or as soon as the cap is passed (chunked), and the
-  connection is closed; an endless chunked body → 413 with the server's memory bounded;
+  connection is closed; an endless chunked body → 413 with the server's memory bounded; a client
+  that sends its whole oversized body before reading still reads the 413 (lingering close);
 - a lying Content-Length (more declared than sent, then a stall) → 408 and close at the body
   deadline, while other clients are served meanwhile;
 - clients trickling their headers are cut off at the header deadline (408), and do not stop a
@@ -21,6 +22,7 @@ import threading
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 
 from trentd.http.app import MAX_BODY
 from trentd.testing.server import TrentdServer
@@ -116,8 +118,6 @@ def test_a_client_that_sends_its_whole_oversized_body_still_reads_the_413(server
 
 
 def test_boto3_gets_the_413_as_an_error_code(server):
-    from botocore.exceptions import ClientError
-
     kms = server.client()
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     with pytest.raises(ClientError) as caught:
