@@ -185,7 +185,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """The answer has been written and the connection is not kept alive: close it, lingering
         when the request's body has not all been read."""
         cycle = self.cycle
-        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+        if cycle is not None and cycle.more_body:
             self._linger()
         else:
             self.transport.close()
