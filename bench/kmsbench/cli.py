@@ -73,7 +73,11 @@ def _setup(target: Target, operations: list[Operation]) -> Fixtures:
     try:
         fixtures = make_fixtures(target, operations)
     except (BotoCoreError, ClientError) as exc:  # wrong credentials, region or URL: say so, measure nothing
-        raise SystemExit(f"bench: setting up keys on {target.label} ({target.url}) failed: {exc}") from None
+        hint = ""
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "LimitExceededException":
+            # A store filled by --scale has no room for the bench's own keys in that region.
+            hint = "\nbench: the region is at its key quota (filled by --scale?): give --region another region"
+        raise SystemExit(f"bench: setting up keys on {target.label} ({target.url}) failed: {exc}{hint}") from None
     print(f"{target.label}: keys {fixtures.key_ids}")
     for note in fixtures.notes:
         print(f"{target.label}: note: {note}")
