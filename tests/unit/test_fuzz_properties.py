@@ -24,7 +24,7 @@ from trentd.protocol.model import load_service
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 BACKING_KEY = os.urandom(32)
-HEADER = envelope.Header("111122223333", "1234abcd-12ab-34cd-56ef-1234567890ab", os.urandom(32))
+HEADER = envelope.header_for("111122223333", "1234abcd-12ab-34cd-56ef-1234567890ab", os.urandom(32).hex())
 BLOB = envelope.encrypt(HEADER, BACKING_KEY, b"plaintext", {"purpose": "fuzz"})
 
 

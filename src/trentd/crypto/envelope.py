@@ -72,11 +72,11 @@ def header_for(account: str, key_id: str, material_id: str) -> bytes:
     return _header_bytes(Header(account, key_id, bytes.fromhex(material_id)))
 
 
-def encrypt(header: Header | bytes, backing_key: bytes, plaintext: bytes, context: dict[str, str] | None) -> bytes:
-    """A v1 blob; ``header`` as a Header or as its bytes (header_for)."""
+def encrypt(header: bytes, backing_key: bytes, plaintext: bytes, context: dict[str, str] | None) -> bytes:
+    """A v1 blob; ``header``: the key material's clear header, from header_for."""
     fresh = random_bytes(28)
     salt, nonce = fresh[:16], fresh[16:]
-    prefix = (header if type(header) is bytes else _header_bytes(header)) + fresh
+    prefix = header + fresh
     return prefix + _derive(backing_key, salt).encrypt(nonce, plaintext, prefix + canonical_context(context))
 
 
