@@ -145,10 +145,11 @@ def ab_mode(args, operations, connections, load) -> dict:
                       + "  ".join(f"{label} {pair[label]['rps']:,.0f} req/s" for label in labels), flush=True)
             cells.append(_ab_cell(operation.name, conns, rounds, labels))
     header = ["operation", "conns", f"{labels[0]} req/s", f"{labels[1]} req/s", f"{labels[1]}/{labels[0]}",
-              f"{labels[0]} p99", f"{labels[1]} p99", "errors"]
-    rows = [[c["op"], c["conns"], c["a_rps"], c["b_rps"], c["ratio"], c["a_p99_ms"], c["b_p99_ms"], c["errors"]] for c in cells]
-    report.print_table(f"A/B: {labels[1]}/{labels[0]} = median over {args.rounds} rounds of the per-round ratio of req/s",
-                       header, rows)
+              "rounds' range", f"{labels[0]} p99", f"{labels[1]} p99", "errors"]
+    rows = [[c["op"], c["conns"], c["a_rps"], c["b_rps"], c["ratio"], report.spread(c["ratios"]), c["a_p99_ms"],
+             c["b_p99_ms"], c["errors"]] for c in cells]
+    report.print_table(f"A/B: {labels[1]}/{labels[0]} = median over {args.rounds} rounds of the per-round ratio of req/s "
+                       "(a range that spans 1.00: no difference beyond the noise)", header, rows)
     return {"mode": "ab", "a": {"label": labels[0], "endpoint": target_a.url},
             "b": {"label": labels[1], "endpoint": target_b.url}, "cells": cells}
 

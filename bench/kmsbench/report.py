@@ -39,6 +39,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def spread(ratios: list[float]) -> str:
+    """The lowest and highest per-round ratio: how far one round can stray on this machine."""
+    return f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else "-"
+
+
 def write_json(path: str | None, document: dict) -> None:
     if not path:
         return
