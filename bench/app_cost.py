@@ -19,6 +19,7 @@ import asyncio
 import base64
 import configparser
 import cProfile
+import dataclasses
 import pstats
 import tempfile
 import time
@@ -96,7 +97,8 @@ async def main(args) -> None:
             raise SystemExit("--stub-handler replaces Encrypt only")
         answer = {"CiphertextBlob": b"x" * 150, "KeyId": f"arn:aws:kms:us-east-1:000000000000:key/{key_id}",
                   "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
-        api.OPERATIONS["Encrypt"] = lambda svc, caller, request: answer
+        api.OPERATIONS["Encrypt"] = dataclasses.replace(api.OPERATIONS["Encrypt"],
+                                                        handler=lambda svc, caller, request: answer)
     first = await call(app, headers, body)
     assert first[0]["status"] == 200, first
     profiler = cProfile.Profile() if args.profile else None

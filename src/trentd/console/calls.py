@@ -65,7 +65,7 @@ class KmsBridge:
         out: dict = {}
         try:
             operation = app.kms_model.operation(name)
-            handler = api.OPERATIONS[name]
+            handler = api.OPERATIONS[name].handler
             exchange.operation = name
             parsed = exchange.request = operation.parse(orjson.dumps(params or {}))
             caller = exchange.caller = dataclasses.replace(caller, operation=name, request=parsed)

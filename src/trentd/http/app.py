@@ -204,12 +204,13 @@ class TrentApp:
     async def _kms(self, caller, headers, body: bytes, exchange: Exchange) -> bytes:
         name = self._operation_name(headers.get("x-amz-target", ""))
         operation = self.kms_model.operation(name)
-        handler = api.OPERATIONS.get(name)
+        row = api.OPERATIONS.get(name)
         if operation is None:
             raise AWSError("UnknownOperationException", f"Unknown operation {name or '(none)'}.")
         exchange.operation = name
-        if handler is None:
+        if row is None:
             raise AWSError("UnsupportedOperationException", f"{name} is not supported by trentd yet.")
+        handler = row.handler
         request = exchange.request = operation.parse(body)
         caller = exchange.caller = caller.for_operation(name, request)
         exchange.result = result = await self._run(name, handler, caller, request)

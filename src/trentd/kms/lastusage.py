@@ -14,6 +14,7 @@ TrackingStartDate is the later of the key's creation and the time this store beg
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from datetime import datetime, timezone
 
@@ -52,11 +53,11 @@ def _tracking(name: str, handler):
 
 
 def track(operations: dict) -> None:
-    """Wrap the tracked operations of the operation table (idempotent)."""
+    """Wrap the handlers of the tracked operations in the operation table (idempotent)."""
     for name in TRACKED:
-        handler = operations.get(name)
-        if handler is not None and not getattr(handler, "tracks_usage", False):
-            operations[name] = _tracking(name, handler)
+        row = operations.get(name)
+        if row is not None and not getattr(row.handler, "tracks_usage", False):
+            operations[name] = dataclasses.replace(row, handler=_tracking(name, row.handler))
 
 
 def flush(svc) -> int:

@@ -1,13 +1,15 @@
 """The KMS service core: the operation table, the caller, key resolution and key-state rules.
 
 Every operation is a plain function ``handler(svc, caller, request) -> dict | None`` registered
-by name with ``@operation("Encrypt")`` in its family's module. Handlers know nothing of HTTP:
+by name with ``@operation("Encrypt")`` in its family's module, as a row of the operation table
+(``OPERATIONS``) that also holds the facts the botocore model states about the operation. Handlers know nothing of HTTP:
 the request arrives parsed and validated from the botocore model, and the answer is serialized
 from the same model.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 import secrets
 import threading
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..crypto.specs import algorithms_for
 from ..errors import AWSError, not_found
+from ..protocol.model import load_service
 from ..store.records import KeyRecord, key_arn
 from ..store.changes import ChangeFeed
 from ..store.rootkey import aad_for
@@ -26,7 +29,37 @@ from .context_keys import condition_context
 from .grant_rules import check_grant_tokens
 from .usage import UsageTracker
 
-OPERATIONS: dict[str, Callable] = {}
+class CrossAccount(str, enum.Enum):
+    """May an operation act on a KMS key of another account? AWS's reference answers "Cross-account
+    use: Yes|No" for each operation; operations that name no key at all are their own case."""
+
+    YES = "yes"
+    NO = "no"
+    NO_KEY = "no key"
+
+
+# Members through which a KMS request names a key.
+KEY_MEMBERS = frozenset({"KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId"})
+
+
+def cross_account_use(model_operation) -> CrossAccount:
+    """The fact as botocore's model of the operation states it."""
+    if model_operation.cross_account_documented:
+        return CrossAccount.YES
+    return CrossAccount.NO if model_operation.input_members & KEY_MEMBERS else CrossAccount.NO_KEY
+
+
+@dataclass(frozen=True)
+class OperationRow:
+    """What trentd knows of one KMS operation: its handler and the facts AWS states about it."""
+
+    name: str
+    handler: Callable
+    cross_account: CrossAccount
+
+
+# The operation table: a row per operation, registered by its family module with @operation.
+OPERATIONS: dict[str, OperationRow] = {}
 # Functions ``load(svc, tx, key)`` that complete a key read by live_key() from side tables: its
 # MultiRegionConfiguration (kms/multiregion.py) and its external key store (kms/keystores.py,
 # which also shows a key of a disconnected store as Unavailable). Each returns at once for keys
@@ -40,7 +73,7 @@ _ARN = re.compile(r"arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):(\d{12}):(key|a
 
 def operation(name: str):
     def register(handler):
-        OPERATIONS[name] = handler
+        OPERATIONS[name] = OperationRow(name, handler, cross_account_use(load_service("kms").operation(name)))
         return handler
 
     return register
@@ -179,6 +212,11 @@ class Service:
             _, arn_region, account, kind, rest = match.groups()
             if arn_region != region:
                 raise not_found(f"Invalid arn {arn_region}")
+            if kind == "alias" and not aliases:
+                raise AWSError("InvalidArnException", "Key Aliases are not supported for this operation.")
+            if account != caller.account and not self.crosses_accounts(caller.operation):
+                # The same answer whether or not that key exists, before any lookup or policy.
+                raise not_found(f"Key '{key_id}' does not exist")
             if kind == "alias":
                 return self._by_alias(tx, caller, account, f"alias/{rest}", aliases)
             key_id = rest
@@ -190,6 +228,13 @@ class Service:
         if key is None:
             raise not_found(f"Key '{key_arn(account, region, key_id)}' does not exist")
         return key
+
+    @staticmethod
+    def crosses_accounts(operation_name: str) -> bool:
+        """Whether the operation may act on another account's key (named by ARN); an alias name or
+        a bare key id always resolves in the caller's own account."""
+        row = OPERATIONS.get(operation_name)
+        return row is not None and row.cross_account is CrossAccount.YES
 
     def _by_alias(self, tx, caller: Caller, account: str, name: str, allowed: bool) -> KeyRecord:
         if not allowed:

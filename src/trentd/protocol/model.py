@@ -14,6 +14,7 @@ model's own message shape (``Member must have value less than or equal to 100``)
 from __future__ import annotations
 
 import functools
+import re
 
 from botocore.loaders import Loader
 
@@ -46,11 +47,16 @@ LIMIT_OVERRIDES: dict[str, dict[tuple[str, str], dict]] = {
 
 EMPTY = b"{}"
 
+# AWS's reference states, for each KMS operation, "Cross-account use: Yes|No" (kms-api.md): the
+# documentation botocore bundles carries the same sentence.
+_CROSS_ACCOUNT_YES = re.compile(r"Cross-account use</b>:\s*Yes")
+
 
 class Operation:
     """One API operation: ``parse`` a request body, ``serialize`` a handler's result."""
 
-    __slots__ = ("name", "input_shape", "output_shape", "errors", "_check", "_serialize")
+    __slots__ = ("name", "input_shape", "output_shape", "errors", "input_members", "cross_account_documented",
+                 "_check", "_serialize")
 
     def __init__(self, name: str, spec: dict, inputs: "InputCompiler", outputs: OutputCompiler):
         self.name = name
@@ -58,6 +64,9 @@ class Operation:
         self.output_shape: str | None = spec.get("output", {}).get("shape")
         #: modelled error codes (ValidationException, AccessDenied… are not modelled but always possible)
         self.errors: frozenset[str] = frozenset(e["shape"] for e in spec.get("errors", ()))
+        self.input_members: frozenset[str] = inputs.members(self.input_shape)
+        #: whether AWS documents that the operation may act on another account's resource
+        self.cross_account_documented = bool(_CROSS_ACCOUNT_YES.search(spec.get("documentation", "")))
         self._check = inputs.shape(self.input_shape) if self.input_shape else None
         self._serialize = outputs.shape(self.output_shape) if self.output_shape else None
 
@@ -131,6 +140,10 @@ class InputCompiler:
         self._shapes = shapes
         self._overrides = overrides or {}
         self._cache: dict[str, Check] = {}
+
+    def members(self, name: str | None) -> frozenset[str]:
+        """The member names of a structure shape (none for no shape)."""
+        return frozenset(self._shapes[name].get("members", ())) if name else frozenset()
 
     # -- leaves
 
