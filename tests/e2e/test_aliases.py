@@ -35,18 +35,18 @@ def targets(kms, **kwargs) -> dict[str, str]:
 
 def test_create_alias_and_list_entry_shape(kms, account, key_id, trentd_server):
     assert kms.list_aliases()["Aliases"] == []
-    kms.create_alias(AliasName="alias/My-key_1:a/b", TargetKeyId=key_id)
+    kms.create_alias(AliasName="alias/My-key_1/a/b", TargetKeyId=key_id)
     resp = kms.list_aliases()
     assert resp["Truncated"] is False and "NextMarker" not in resp
     [entry] = resp["Aliases"]
     assert set(entry) == ENTRY_MEMBERS
     assert (entry["AliasName"], entry["AliasArn"], entry["TargetKeyId"]) == (
-        "alias/My-key_1:a/b", alias_arn(account, "alias/My-key_1:a/b"), key_id)
+        "alias/My-key_1/a/b", alias_arn(account, "alias/My-key_1/a/b"), key_id)
     assert isinstance(entry["CreationDate"], dt.datetime) and entry["LastUpdatedDate"] == entry["CreationDate"]
     now = trentd_server.move_clock(advance_seconds=0)["now"]
     assert abs(entry["CreationDate"].timestamp() - now) < 10
     # aliases are not part of KeyMetadata
-    assert "Aliases" not in kms.describe_key(KeyId="alias/My-key_1:a/b")["KeyMetadata"]
+    assert "Aliases" not in kms.describe_key(KeyId="alias/My-key_1/a/b")["KeyMetadata"]
 
 
 def test_create_alias_accepts_key_arn_as_target(kms, account, key_id):
@@ -250,3 +250,16 @@ def test_aliases_are_per_region(kms, trentd_server, account, key_id):
     west.create_alias(AliasName="alias/regional", TargetKeyId=west_key)  # same name, other Region
     assert targets(west) == {"alias/regional": west_key}
     assert targets(kms) == {"alias/regional": key_id}
+
+
+def test_alias_name_characters_are_checked_after_the_model(raw_kms, key_id):
+    """The model's pattern lets ':' through; AWS then refuses any character but letters, digits, / _ -."""
+    for name in ("alias/my:alias", "alias/a b", "alias/é"):
+        with pytest.raises(raw_kms.exceptions.ClientError) as excinfo:
+            raw_kms.create_alias(AliasName=name, TargetKeyId=key_id)
+        code, message = error_of(excinfo)
+        assert code == "ValidationException", name
+        if name == "alias/my:alias":
+            assert message == "alias/my:alias contains invalid characters for an alias"
+    assert [a for a in raw_kms.list_aliases(KeyId=key_id)["Aliases"]] == []
+    raw_kms.create_alias(AliasName="alias/ok/With_all-kinds0", TargetKeyId=key_id)

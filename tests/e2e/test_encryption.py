@@ -339,3 +339,16 @@ def test_decrypt_inverts_encrypt(property_key, plaintext, context):
     blob = client.encrypt(KeyId=key_id, Plaintext=plaintext, EncryptionContext=context)["CiphertextBlob"]
     assert client.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"] == plaintext
     invalid_ciphertext(client.decrypt, CiphertextBlob=blob, EncryptionContext={**context, "\x00extra": "x"})
+
+
+def test_decrypt_with_another_key_is_incorrect_key_before_its_usage(kms, key_id):
+    """AWS compares the KeyId with the ciphertext's key before looking at the key's usage."""
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
+    hmac_key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
+    message = "The key ID in the request does not identify a CMK that can perform this operation."
+    with pytest.raises(kms.exceptions.IncorrectKeyException) as excinfo:
+        kms.decrypt(CiphertextBlob=blob, KeyId=hmac_key)
+    assert excinfo.value.response["Error"]["Message"] == message
+    with pytest.raises(kms.exceptions.IncorrectKeyException) as excinfo:
+        kms.re_encrypt(CiphertextBlob=blob, SourceKeyId=hmac_key, DestinationKeyId=key_id)
+    assert excinfo.value.response["Error"]["Message"] == message

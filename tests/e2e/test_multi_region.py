@@ -345,3 +345,11 @@ def test_replicas_are_deleted_independently_and_material_stays(clock_server, reg
     east.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
     assert west.decrypt(CiphertextBlob=blob)["Plaintext"] == b"written in the west"
     assert west.list_aliases(KeyId=key_id)["Aliases"] == []
+
+
+def test_replicate_key_answer_has_replica_tags_only_when_there_are_tags(kms):
+    untagged = kms.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    assert "ReplicaTags" not in kms.replicate_key(KeyId=untagged, ReplicaRegion="us-west-2")
+    tagged = kms.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    out = kms.replicate_key(KeyId=tagged, ReplicaRegion="us-west-2", Tags=[{"TagKey": "team", "TagValue": "a"}])
+    assert out["ReplicaTags"] == [{"TagKey": "team", "TagValue": "a"}]

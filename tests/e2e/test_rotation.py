@@ -326,3 +326,13 @@ def test_automatic_rotation_runs_once_per_key_across_nodes(layout):
     finally:
         for node in reversed(nodes):
             node.cleanup()
+
+
+@pytest.mark.parametrize("spec", ["SYMMETRIC_DEFAULT", "RSA_2048"])
+def test_rotate_on_demand_checks_the_key_state_first(kms, spec):
+    """A disabled key is DisabledException, even when its spec could not rotate at all."""
+    meta = kms.create_key(KeySpec=spec, KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    kms.disable_key(KeyId=meta["KeyId"])
+    with pytest.raises(kms.exceptions.DisabledException) as excinfo:
+        kms.rotate_key_on_demand(KeyId=meta["KeyId"])
+    assert error_of(excinfo) == ("DisabledException", f"{meta['Arn']} is disabled.")

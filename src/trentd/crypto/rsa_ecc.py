@@ -169,9 +169,9 @@ def ecdh(ks: KeySpec, key: ec.EllipticCurvePrivateKey, peer_public_der: bytes) -
     try:
         peer = serialization.load_der_public_key(peer_public_der)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        # Also a point that is not on its curve: OpenSSL refuses to load it.
-        raise validation("PublicKey must be a DER-encoded X.509 SubjectPublicKeyInfo (SPKI) "
-                         "public key.") from None
+        # Also a point that is not on its curve: OpenSSL refuses to load it. AWS answers a
+        # PublicKey that is no valid SPKI with a ValidationException without a message.
+        raise validation("") from None
     curve = ks.details["curve"]
     if not isinstance(peer, ec.EllipticCurvePublicKey) or peer.curve.name != curve:
         raise validation(f"PublicKey must be an elliptic curve public key on curve {curve}, "

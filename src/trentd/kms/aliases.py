@@ -6,6 +6,8 @@ concurrent CreateAlias calls, so exactly one wins on any number of workers or no
 
 from __future__ import annotations
 
+import re
+
 from ..crypto import specs
 from ..errors import AWSError, not_found, validation
 from ..store.records import AliasRecord
@@ -14,6 +16,7 @@ from .paging import decode_marker, page
 from .service import operation
 
 MAX_ALIASES_PER_KEY = 50
+_ALIAS_CHARACTERS = re.compile(r"alias/[a-zA-Z0-9/_-]+", re.ASCII)
 
 
 def _check_name(svc, caller, name: str) -> None:
@@ -22,6 +25,8 @@ def _check_name(svc, caller, name: str) -> None:
     if not name.startswith("alias/"):
         raise validation('Alias must start with the prefix "alias/". '
                          "Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html")
+    if not _ALIAS_CHARACTERS.fullmatch(name):  # the model's pattern also lets ':' through
+        raise validation(f"{name} contains invalid characters for an alias")
     if name.startswith("alias/aws/"):
         # Reserved for AWS managed keys; AWS answers NotAuthorizedException without a message.
         raise AWSError("NotAuthorizedException")

@@ -63,7 +63,9 @@ def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm:
 def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, named: KeyRecord | None,
               operation_name: str) -> tuple[KeyRecord, bytes, str | None]:
     """Decrypt a blob: (key that decrypted it, plaintext, key material id or None)."""
-    if named is not None and not is_symmetric(named):
+    # A named key that cannot decrypt (HMAC, signing) still goes through the header: AWS checks the
+    # key against the ciphertext (IncorrectKeyException) before the key's usage.
+    if named is not None and named.key_usage == specs.ENCRYPT_DECRYPT and not is_symmetric(named):
         _check_encrypt_key(svc, named, algorithm, operation_name)
         if context:
             raise validation("EncryptionContext is not supported with asymmetric KMS keys.")

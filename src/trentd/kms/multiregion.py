@@ -211,8 +211,10 @@ def replicate_key(svc, caller, req):
         for tag_key, tag_value in tags.items():
             tx.put_tag(replica, tag_key, tag_value)
         load_configuration(svc, tx, replica)
-    return {"ReplicaKeyMetadata": key_metadata(replica), "ReplicaPolicy": replica.policy,
-            "ReplicaTags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()]}
+    out = {"ReplicaKeyMetadata": key_metadata(replica), "ReplicaPolicy": replica.policy}
+    if tags:  # AWS's answer has no ReplicaTags member when the replica has no tags
+        out["ReplicaTags"] = [{"TagKey": k, "TagValue": v} for k, v in tags.items()]
+    return out
 
 
 @operation("UpdatePrimaryRegion")

@@ -177,11 +177,11 @@ def rotate_due_keys(svc, batch: int = 100) -> int:
 def rotate_key_on_demand(svc, caller, req):
     with svc.store.write() as tx:
         key = _locked_key(svc, tx, caller, req)
+        svc.require_usable(key)  # AWS checks the key's state first, even for a spec that cannot rotate
         require_rotatable(key)
         require_primary(key)
         if key.origin not in ROTATING_ORIGINS:
             raise origin_not_valid(key)
-        svc.require_usable(key)
         now = svc.clock.now()
         rotation = _rotation(tx, key)
         if rotation.on_demand_count >= MAX_ON_DEMAND_ROTATIONS:

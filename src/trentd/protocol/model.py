@@ -45,6 +45,14 @@ LIMIT_OVERRIDES: dict[str, dict[tuple[str, str], dict]] = {
     }
 }
 
+# Enum lists as AWS words them in "Member must satisfy enum value set: [...]": its service lists
+# some enums in its own (hash) order, not the model's. Applied only while the sets agree.
+ENUM_ORDER_OVERRIDES: dict[str, dict[str, list[str]]] = {
+    "kms": {
+        "MacAlgorithmSpec": ["HMAC_SHA_384", "HMAC_SHA_256", "HMAC_SHA_224", "HMAC_SHA_512"],
+    }
+}
+
 EMPTY = b"{}"
 
 # AWS's reference states, for each KMS operation, "Cross-account use: Yes|No" (kms-api.md): the
@@ -100,7 +108,7 @@ class Service:
         self.target_prefix: str = meta["targetPrefix"]
         self.api_version: str = meta["apiVersion"]
         self.signing_name: str = meta.get("signingName", meta["endpointPrefix"])
-        shapes = model["shapes"]
+        shapes = _with_aws_enum_order(model["shapes"], ENUM_ORDER_OVERRIDES.get(name, {}))
         inputs = InputCompiler(shapes, LIMIT_OVERRIDES.get(name))
         outputs = OutputCompiler(shapes)
         operations = model["operations"].items()
@@ -112,6 +120,15 @@ class Service:
 
     def __repr__(self) -> str:
         return f"Service({self.name!r}, {len(self._operations)} operations)"
+
+
+def _with_aws_enum_order(shapes: dict, orders: dict[str, list[str]]) -> dict:
+    out = dict(shapes)
+    for shape_name, order in orders.items():
+        shape = shapes.get(shape_name)
+        if shape is not None and set(shape.get("enum", ())) == set(order):
+            out[shape_name] = {**shape, "enum": list(order)}
+    return out
 
 
 def load_service(name: str = "kms") -> Service:
