@@ -83,16 +83,42 @@ class Seed:
     keys: list[SeedKey]
     aliases: list[SeedAlias]
     layout: str
+    problems: list[str] = field(default_factory=list)  # what the file alone shows to be wrong
 
 
 # --- reading ---------------------------------------------------------------------------------------
 
+def _text_loader():
+    """YAML's safe loader, but numbers stay the text they were written as: a key id or backing
+    key that looks like a number (``0xdeadbeef``, ``1e10``, all digits) must not become one."""
+    import yaml
+
+    class TextNumbers(yaml.SafeLoader):
+        pass
+
+    numeric = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+    TextNumbers.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in numeric]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    return TextNumbers
+
+
 def parse(text: str) -> Seed:
-    """Parse and check a seed file; raises SeedError listing every problem."""
+    """Parse and check a seed file; raises SeedError listing every problem the file alone shows
+    (``import_seed`` adds what needs the store: aliases whose key is nowhere)."""
+    seed = read(text)
+    if seed.problems:
+        raise SeedError(seed.problems)
+    return seed
+
+
+def read(text: str) -> Seed:
+    """Parse a seed file; its problems are collected in ``Seed.problems``, not raised (a file
+    that is not even a mapping of keys raises SeedError at once)."""
     import yaml
 
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_text_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise SeedError([f"not YAML: {exc}"]) from None
     if not isinstance(doc, dict):
@@ -148,9 +174,7 @@ def parse(text: str) -> Seed:
             problems.append(f"{where}: TargetKeyId {target!r} must be a key id or key ARN")
             continue
         aliases.append(alias)
-    if problems:
-        raise SeedError(problems)
-    return Seed(keys, aliases, layout)
+    return Seed(keys, aliases, layout, problems)
 
 
 def _as_list(value, where: str, problems: list[str]) -> list:
@@ -301,6 +325,14 @@ def import_seed(service, seed: Seed, account: str, region: str) -> dict:
                     "SkippedKeys": [], "ImportedAliases": [], "SkippedAliases": [], "Warnings": []}
     now = service.clock.now()
     with service.store.write() as tx:
+        in_file = {key.key_id for key in seed.keys}
+        problems = seed.problems + [
+            f"alias {alias.name}: target key {alias.target} is neither in the file nor in account {account}, "
+            f"Region {region}" for alias in seed.aliases
+            if alias.target not in in_file and tx.get_key(account, region, alias.target) is None
+            and tx.get_alias(account, region, alias.name) is None]
+        if problems:  # every problem at once, and nothing written
+            raise SeedError(problems)
         for key in seed.keys:
             record = KeyRecord(
                 account=account, region=region, key_id=key.key_id, created=now, description=key.description,
@@ -333,9 +365,6 @@ def import_seed(service, seed: Seed, account: str, region: str) -> dict:
                 report["SkippedAliases"].append({"AliasArn": arn, "Reason": "already exists" + (
                     "" if same else f" and points at {existing.key_id}, not {alias.target}")})
                 continue
-            if tx.get_key(account, region, alias.target) is None:
-                raise SeedError([f"alias {alias.name}: target key {alias.target} is neither in the file nor in "
-                                 f"account {account}, Region {region}"])
             tx.insert_alias(AliasRecord(account, region, alias.name, alias.target, now, now))
             report["ImportedAliases"].append({"AliasArn": arn, "TargetKeyId": alias.target})
     return report
@@ -396,7 +425,7 @@ def run(args, admin_store) -> int:
     from pathlib import Path
 
     try:
-        seed = parse(Path(args.file).read_text())
+        seed = read(Path(args.file).read_text())
         account, region = scope_of(seed, args.account, args.region, os.environ.get("TRENTD_ACCOUNT", "000000000000"),
                                    os.environ.get("TRENTD_REGION", "us-east-1"))
         runtime = admin_store(args)

@@ -318,22 +318,27 @@ def import_bundle(service, payload: dict) -> dict:
                         _insert(tx, table, _from_json(row), columns[table])
             if tx.get_key(account, region, key_id) is not None:
                 report["SkippedKeys"].append({"KeyArn": arn, "Reason": "a key with this id already exists"})
-                continue
-            _insert(tx, "keys", key, columns["keys"])
-            tx.count_key_change(account, region, +1)
-            for table in PER_KEY_TABLES:
-                if table != "aliases" and table in columns:  # a table the target lacks is left out
-                    for row in item.get(table, []):
-                        _insert(tx, table, _from_json(row), columns[table])
-            report["ImportedKeys"].append({"KeyArn": arn, "KeyMaterials": len(item["materials"])})
-            for alias in map(_from_json, item.get("aliases", [])):
-                alias_arn = f"arn:aws:kms:{region}:{account}:{alias['name']}"
-                if tx.get_alias(account, region, alias["name"]) is not None:
-                    report["SkippedAliases"].append({"AliasArn": alias_arn, "Reason": "already exists"})
-                    continue
-                _insert(tx, "aliases", alias, columns["aliases"])
-                report["ImportedAliases"].append({"AliasArn": alias_arn})
+            else:
+                _insert(tx, "keys", key, columns["keys"])
+                tx.count_key_change(account, region, +1)
+                for table in PER_KEY_TABLES:
+                    if table != "aliases" and table in columns:  # a table the target lacks is left out
+                        for row in item.get(table, []):
+                            _insert(tx, table, _from_json(row), columns[table])
+                report["ImportedKeys"].append({"KeyArn": arn, "KeyMaterials": len(item["materials"])})
+            # Also for a key that was there already: a repeated import reports its aliases as skipped.
+            _import_aliases(tx, item, account, region, columns["aliases"], report)
     return report
+
+
+def _import_aliases(tx, item: dict, account: str, region: str, columns, report: dict) -> None:
+    for alias in map(_from_json, item.get("aliases", [])):
+        alias_arn = f"arn:aws:kms:{region}:{account}:{alias['name']}"
+        if tx.get_alias(account, region, alias["name"]) is not None:
+            report["SkippedAliases"].append({"AliasArn": alias_arn, "Reason": "already exists"})
+            continue
+        _insert(tx, "aliases", alias, columns)
+        report["ImportedAliases"].append({"AliasArn": alias_arn})
 
 
 def read_passphrase(env_var: str | None, file: str | None) -> bytes | None:

@@ -107,6 +107,9 @@ def test_import_on_another_root_key_decrypts_old_ciphertext(exported, source, ta
 
     again = json.loads(trentd("keys", "import", str(exported["bundle"]), "--data-dir", str(target.data_dir)).stdout)
     assert not again["ImportedKeys"] and len(again["SkippedKeys"]) == 3
+    alias_arn = f"arn:aws:kms:{target.region}:{target.account}:alias/moved"
+    assert (again["ImportedAliases"], again["SkippedAliases"]) == ([], [{"AliasArn": alias_arn,
+                                                                        "Reason": "already exists"}])
 
 
 def test_bundle_opens_only_for_its_recipients(exported, tmp_path):

@@ -200,5 +200,14 @@ def test_a_bad_file_lists_every_problem_and_writes_nothing(server, tmp_path):
     result = subprocess.run([sys.executable, "-m", "trentd", "seed", "import", str(path), "--data-dir",
                              str(server.data_dir)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "alias/dangling" in result.stderr
+
+    # Every problem at once: those of the file, and an alias whose key is nowhere.
+    path.write_text(f"Keys:\n  - Metadata: {{KeyId: 0xdeadbeef}}\n    BackingKeys: ['{'44' * 32}']\n"
+                    f"Aliases:\n  - AliasName: alias/dangling\n    TargetKeyId: {bad}\n")
+    result = subprocess.run([sys.executable, "-m", "trentd", "seed", "import", str(path), "--data-dir",
+                             str(server.data_dir)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Keys[0] (0xdeadbeef): KeyId must be a key id" in result.stderr  # read as written, not as 3735928559
+    assert f"alias alias/dangling: target key {bad} is neither in the file nor in account" in result.stderr
     with pytest.raises(ClientError):  # the transaction was rolled back: the good key is not there either
         server.client().describe_key(KeyId=good)
