@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import logging
@@ -10,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import options
 from .runtime import Settings
 
 DEV_WARNING = """\
@@ -19,33 +21,30 @@ DEV_WARNING = """\
 ************************************************************************"""
 
 
-def _env(name: str, default):
-    return os.environ.get(f"TRENTD_{name}", default)
-
-
-def _data_dir_arg(parser: argparse.ArgumentParser, root_key: bool = True) -> None:
+def _data_dir_arg(parser: argparse.ArgumentParser, root_key: bool = True, database: bool = True) -> None:
     """Where the state is: ``--data-dir`` (SQLite, root key, credentials, audit) and, for several
     nodes, ``--database`` (PostgreSQL) with the ``--root-key-file`` every node shares."""
-    parser.add_argument("--data-dir", default=_env("DATA_DIR", "./trentd-data"))
-    parser.add_argument("--database", default=_env("DATABASE", None) or None, metavar="DSN",
-                        help="PostgreSQL DSN (postgresql://user@host:port/db); default: SQLite in the data dir")
+    options.add(parser, "--data-dir", default="./trentd-data", metavar="DIR",
+                help="the store, root key, credentials and audit files")
+    if database:
+        options.add(parser, "--database", metavar="DSN",
+                    help="PostgreSQL DSN (postgresql://user@host:port/db); none: SQLite in the data dir")
     if root_key:
-        parser.add_argument("--root-key-file", default=_env("ROOT_KEY_FILE", None) or None, metavar="FILE",
-                            help="the root key (32 bytes); required with --database, never generated then")
+        options.add(parser, "--root-key-file", metavar="FILE",
+                    help="the root key (32 bytes); required with --database, never generated then")
         _pkcs11_args(parser)
 
 
 def _pkcs11_args(parser: argparse.ArgumentParser) -> None:
     """The root key in an HSM (docs/operations.md): the PIN comes from an environment variable,
     never from a flag, so it shows in no process list."""
-    parser.add_argument("--pkcs11-module", default=_env("PKCS11_MODULE", None) or None, metavar="SO",
-                        help="PKCS#11 module of the HSM that holds the root key (e.g. libsofthsm2.so)")
-    parser.add_argument("--pkcs11-token", default=_env("PKCS11_TOKEN", None) or None, metavar="LABEL",
-                        help="label of the token that holds the root key")
-    parser.add_argument("--pkcs11-pin-env", default=_env("PKCS11_PIN_ENV", None) or None, metavar="VAR",
-                        help="name of the environment variable holding the token's user PIN")
-    parser.add_argument("--pkcs11-key-label", default=_env("PKCS11_KEY_LABEL", "trentd-root"), metavar="LABEL",
-                        help="root-key objects are labelled LABEL-v1, LABEL-v2… (default: trentd-root)")
+    options.add(parser, "--pkcs11-module", metavar="SO",
+                help="PKCS#11 module of the HSM that holds the root key (e.g. libsofthsm2.so)")
+    options.add(parser, "--pkcs11-token", metavar="LABEL", help="label of the token that holds the root key")
+    options.add(parser, "--pkcs11-pin-env", metavar="VAR",
+                help="name of the environment variable holding the token's user PIN")
+    options.add(parser, "--pkcs11-key-label", default="trentd-root", metavar="LABEL",
+                help="root-key objects are labelled LABEL-v1, LABEL-v2…")
 
 
 def _root_key_settings(args) -> dict:
@@ -54,53 +53,45 @@ def _root_key_settings(args) -> dict:
 
 
 def _serve_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(_env("PORT", 4599)))
+    add = functools.partial(options.add, parser)
+    add("--host", default="127.0.0.1", help="listen address")
+    add("--port", type=int, default=4599, help="listen port")
     _data_dir_arg(parser)
-    parser.add_argument("--dev", action="store_true", default=_env("DEV", "") == "1")
-    parser.add_argument("--account", default=_env("ACCOUNT", "000000000000"))
-    parser.add_argument("--region", default=_env("REGION", "us-east-1"))
-    parser.add_argument("--workers", type=int, default=int(_env("WORKERS", 1)))
-    parser.add_argument("--test-clock", action="store_true", default=_env("TEST_CLOCK", "") == "1",
-                        help="allow POST /_trentd/clock to move the service clock (implied by --dev)")
-    parser.add_argument("--max-clock-skew", type=int, default=int(_env("MAX_CLOCK_SKEW", 300)),
-                        help="seconds a request's signing time may differ from ours (AWS: 300)")
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
-    parser.add_argument("--database-pool-size", type=int, default=int(_env("DATABASE_POOL_SIZE", 10)), metavar="N",
-                        help="with --database: at most N connections per process (each worker has its own pool)")
-    parser.add_argument("--audit-fail-open", action="store_true", default=_env("AUDIT_FAIL_OPEN", "") == "1",
-                        help="answer requests even when the audit log cannot be written (default: refuse, 500)")
-    parser.add_argument("--audit-stdout", action="store_true", default=_env("AUDIT_STDOUT", "") == "1",
-                        help="also write every audit event to stdout, one JSON line each")
-    parser.add_argument("--audit-max-bytes", type=int, default=int(_env("AUDIT_MAX_BYTES", 64 * 1024 * 1024)),
-                        help="rotate an audit file at this size; the hash chain continues in the next")
+    add("--dev", switch=True, help="accept ANY access key without checking signatures (never expose it)")
+    add("--account", default="000000000000", help="the bootstrap administrator's account, and --dev's default")
+    add("--region", default="us-east-1", help="default Region of admin commands and the console")
+    add("--workers", type=int, default=1, help="worker processes")
+    add("--test-clock", switch=True, help="allow POST /_trentd/clock to move the service clock (implied by --dev)")
+    add("--max-clock-skew", type=int, default=300, help="seconds a request's signing time may differ from ours (AWS: 300)")
+    add("--log-level", default="info", help="debug, info, warning or error")
+    add("--database-pool-size", type=int, default=10, metavar="N",
+        help="with --database: at most N connections per process (each worker has its own pool)")
+    add("--audit-fail-open", switch=True,
+        help="answer requests even when the audit log cannot be written (otherwise: refuse, 500)")
+    add("--audit-stdout", switch=True, help="also write every audit event to stdout, one JSON line each")
+    add("--audit-max-bytes", type=int, default=64 * 1024 * 1024,
+        help="rotate an audit file at this size; the hash chain continues in the next")
     tls = parser.add_mutually_exclusive_group()
-    tls.add_argument("--tls-cert", default=_env("TLS_CERT", None) or None, metavar="PEM",
-                     help="serve HTTPS with this certificate chain (needs --tls-key)")
-    tls.add_argument("--tls-self-signed", action="store_true", default=_env("TLS_SELF_SIGNED", "") == "1",
-                     help="serve HTTPS with a private CA made once in DATA_DIR/tls (clients trust tls/ca.pem)")
-    parser.add_argument("--tls-key", default=_env("TLS_KEY", None) or None, metavar="PEM",
-                        help="private key of --tls-cert")
-    parser.add_argument("--limit-concurrency", type=int, default=int(_env("LIMIT_CONCURRENCY", 1000)),
-                        help="per worker: connections or requests beyond this many get a 503 (0: no limit)")
-    parser.add_argument("--header-timeout", type=float, default=float(_env("HEADER_TIMEOUT", 10)),
-                        help="seconds a client has to send a request line and headers (408 and close)")
-    parser.add_argument("--body-timeout", type=float, default=float(_env("BODY_TIMEOUT", 10)),
-                        help="seconds a client has to send a request body (408 and close)")
-    parser.add_argument("--trusted-proxies", default=_env("TRUSTED_PROXIES", ""), metavar="ADDRESSES",
-                        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
-                             "and X-Forwarded-Proto are believed (default: none; the TCP peer is the source)")
-    parser.add_argument("--xks-timeout", type=float, default=float(_env("XKS_TIMEOUT", 1.0)), metavar="SECONDS",
-                        help="seconds each call to an external key store proxy may take (AWS: 0.25)")
-    parser.add_argument("--no-console", action="store_true", default=_env("NO_CONSOLE", "") == "1",
-                        help="do not serve the web console under /console/ (docs/console.md)")
+    options.add(tls, "--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (needs --tls-key)")
+    options.add(tls, "--tls-self-signed", switch=True,
+                help="serve HTTPS with a private CA made once in DATA_DIR/tls (clients trust tls/ca.pem)")
+    add("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    add("--limit-concurrency", type=int, default=1000,
+        help="per worker: connections or requests beyond this many get a 503 (0: no limit)")
+    add("--header-timeout", type=float, default=10.0,
+        help="seconds a client has to send a request line and headers (408 and close)")
+    add("--body-timeout", type=float, default=10.0, help="seconds a client has to send a request body (408 and close)")
+    add("--trusted-proxies", default="", metavar="ADDRESSES",
+        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and "
+             "X-Forwarded-Proto are believed (none: the TCP peer is the source)")
+    add("--xks-timeout", type=float, default=1.0, metavar="SECONDS",
+        help="seconds each call to an external key store proxy may take (AWS: 0.25)")
+    add("--no-console", switch=True, help="do not serve the web console under /console/ (docs/console.md)")
     # Test and development only: reach XKS proxies that are not at their public name.
-    parser.add_argument("--xks-resolve", action="append", metavar="FQDN=HOST:PORT",
-                        default=[v for v in _env("XKS_RESOLVE", "").split(",") if v],
-                        help="TEST ONLY: connect to HOST:PORT for the XKS proxy endpoint https://FQDN "
-                             "(TLS still checks the certificate against FQDN); repeatable")
-    parser.add_argument("--xks-ca-bundle", default=_env("XKS_CA_BUNDLE", None) or None, metavar="PEM",
-                        help="TEST ONLY: also trust this CA for XKS proxy certificates")
+    add("--xks-resolve", repeat=True, default=[], metavar="FQDN=HOST:PORT",
+        help="TEST ONLY: connect to HOST:PORT for the XKS proxy endpoint https://FQDN "
+             "(TLS still checks the certificate against FQDN); repeatable")
+    add("--xks-ca-bundle", metavar="PEM", help="TEST ONLY: also trust this CA for XKS proxy certificates")
 
 
 def _xks_resolve(values: list[str]) -> dict[str, str]:
@@ -317,6 +308,7 @@ def migrate_cmd(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trentd", description="A self-hosted AWS KMS API server.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_args(commands.add_parser("serve", help="serve the KMS API"))
     _data_dir_arg(commands.add_parser("migrate", help="apply pending schema migrations"), root_key=False)
@@ -374,8 +366,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, then the environment for what it leaves unset. A flag the command does
+    not know is reported with that command's usage (``trentd serve --prot 1`` shows serve's)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return options.resolve(args)
+    except options.ConfigError as exc:
+        print(f"trentd: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost parser of the command given (``principals create`` → its own parser)."""
+    for name in ("command", "action"):
+        subcommands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, name, None)
+        if subcommands is None or chosen not in subcommands.choices:
+            break
+        parser = subcommands.choices[chosen]
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trentd")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     handlers = {"serve": serve, "migrate": migrate_cmd, "principals": principals_cmd, "access-keys": access_keys_cmd,
                 "policies": policies_cmd,
                 "audit": audit_cmd, "root-key": root_key_cmd, "seed": seed_cmd, "keys": keys_cmd}

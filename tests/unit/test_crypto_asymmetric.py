@@ -414,7 +414,7 @@ def test_ecdh_refuses_bad_peer_keys(pairs, spec):
     peer_spki = peer.public_key().public_bytes(DER, SPKI)
     off_curve = bytearray(peer_spki)
     off_curve[-1] ^= 0x01  # y no longer matches x
-    not_spki = "PublicKey must be a DER-encoded X.509 SubjectPublicKeyInfo (SPKI) public key."
+    not_spki = ""  # AWS answers a PublicKey that is no valid SPKI without a message
     wrong_curve = (f"PublicKey must be an elliptic curve public key on curve {curve.name}, "
                    f"the curve of key spec {spec}.")
     cases = [

@@ -44,7 +44,7 @@ def add_parser(commands, data_dir_arg) -> None:
     search.add_argument("--since", metavar="T", help="ISO 8601 time or a duration back from now (15m, 2h, 7d)")
     search.add_argument("--until", metavar="T")
     for sub in (verify, tail, search):
-        sub.add_argument("--data-dir", default=os.environ.get("TRENTD_DATA_DIR", "./trentd-data"))
+        data_dir_arg(sub, root_key=False, database=False)  # the data dir whose audit/ to read
     for sub in (tail, search):
         sub.add_argument("--file", action="append", dest="files", metavar="FILE",
                          help="read these files (or directories) instead of the data dir's")

@@ -1,0 +1,93 @@
+"""The command line and its environment variables, through the real ``trentd`` command.
+
+A flag on the command line wins and its variable is then not even read; a variable of the form
+Kubernetes injects for a Service named trentd (``TRENTD_PORT=tcp://…``) is ignored with a warning;
+any other bad value is one line naming the variable, exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from trentd.testing.server import TrentdServer
+
+K8S_LINKS = {"TRENTD_PORT": "tcp://10.0.0.1:4599", "TRENTD_SERVICE_HOST": "10.0.0.1",
+             "TRENTD_SERVICE_PORT": "4599", "TRENTD_PORT_4599_TCP": "tcp://10.0.0.1:4599",
+             "TRENTD_PORT_4599_TCP_PROTO": "tcp", "TRENTD_PORT_4599_TCP_PORT": "4599",
+             "TRENTD_PORT_4599_TCP_ADDR": "10.0.0.1"}
+
+
+def trentd(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRENTD_")}
+    return subprocess.run([sys.executable, "-m", "trentd", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**clean, **(env or {})})
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = trentd("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"trentd {version('trentd')}")
+
+
+def test_serve_help_shows_defaults_and_variables():
+    words = " ".join(trentd("serve", "--help").stdout.split())
+    assert "--port PORT listen port (default: 4599; environment: TRENTD_PORT)" in words
+    assert "(default: ./trentd-data; environment: TRENTD_DATA_DIR)" in words
+    assert "--dev accept ANY access key without checking signatures (never expose it) (default: off; " \
+           "environment: TRENTD_DEV)" in words
+
+
+def test_a_typo_in_a_serve_flag_prints_serves_usage():
+    result = trentd("serve", "--prot", "4600")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: trentd serve ")
+    assert result.stderr.strip().endswith("trentd serve: error: unrecognized arguments: --prot 4600")
+
+
+@pytest.mark.parametrize("variable, value, reason", [
+    ("TRENTD_WORKERS", "two", "expected a whole number"),
+    ("TRENTD_DEV", "maybe", "expected 1, true, yes, 0, false, no or nothing"),
+    ("TRENTD_BODY_TIMEOUT", "10s", "expected a number"),
+])
+def test_a_bad_variable_is_one_line_naming_it(tmp_path, variable, value, reason):
+    result = trentd("serve", "--data-dir", str(tmp_path / "d"), env={variable: value})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"trentd: {variable}={value!r}: {reason}"]
+    assert not (tmp_path / "d").exists()  # refused before anything was made
+
+
+def test_kubernetes_service_links_are_ignored_with_a_warning(tmp_path):
+    # The warning, then the next variable's own error proves the start went on past TRENTD_PORT.
+    result = trentd("serve", "--data-dir", str(tmp_path / "d"), env={**K8S_LINKS, "TRENTD_WORKERS": "x"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "trentd: ignoring TRENTD_PORT=tcp://10.0.0.1:4599 (a service link Kubernetes injects, not a trentd setting)",
+        "trentd: TRENTD_WORKERS='x': expected a whole number"]
+
+
+def test_admin_commands_run_beside_kubernetes_service_links(tmp_path):
+    with TrentdServer(dev=False) as server:
+        result = trentd("principals", "list", "--data-dir", str(server.data_dir), env=K8S_LINKS)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr and "TRENTD_PORT" not in result.stderr
+
+
+def test_a_flag_wins_and_its_variable_is_not_read():
+    """TrentdServer passes --port and --data-dir: their variables are garbage and never parsed."""
+    env = {"TRENTD_PORT": "not a port", "TRENTD_DATA_DIR": "/nonexistent/never/used", "TRENTD_DEV": "yes"}
+    with TrentdServer(dev=False, env=env) as server:
+        kms = server.client(access_key="111122223333", secret_key="anything")  # TRENTD_DEV=yes: any key works
+        assert kms.list_keys()["Keys"] == []
+        assert "Traceback" not in server.logs()
+
+
+@pytest.mark.parametrize("value, dev", [("1", True), ("true", True), ("YES", True), ("0", False), ("no", False),
+                                        ("", False), ("false", False)])
+def test_boolean_variables(value, dev):
+    with TrentdServer(dev=False, env={"TRENTD_DEV": value}) as server:
+        assert ("--dev mode" in server.logs()) is dev
