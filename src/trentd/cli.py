@@ -87,6 +87,8 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
                         help="seconds a client has to send a request line and headers (408 and close)")
     parser.add_argument("--body-timeout", type=float, default=float(_env("BODY_TIMEOUT", 10)),
                         help="seconds a client has to send a request body (408 and close)")
+    parser.add_argument("--keep-alive-timeout", type=float, default=float(_env("KEEP_ALIVE_TIMEOUT", 5)),
+                        metavar="SECONDS", help="seconds an idle keep-alive connection stays open (then closed)")
     parser.add_argument("--trusted-proxies", default=_env("TRUSTED_PROXIES", ""), metavar="ADDRESSES",
                         help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
                              "and X-Forwarded-Proto are believed (default: none; the TCP peer is the source)")
@@ -127,6 +129,7 @@ def _trusted_proxies(value: str) -> str | None:
 def serve(args) -> int:
     import uvicorn
 
+    from .http import limits
     from .http.app import TrentApp
     from .runtime import open_runtime
     from .store.errors import StoreUnavailable
@@ -150,6 +153,10 @@ def serve(args) -> int:
     settings.tls_cert, settings.tls_key, settings.tls_self_signed = args.tls_cert, args.tls_key, args.tls_self_signed
     settings.limit_concurrency = args.limit_concurrency or None
     settings.header_timeout, settings.body_timeout = args.header_timeout, args.body_timeout
+    if not args.keep_alive_timeout > 0:
+        print("trentd: --keep-alive-timeout must be a positive number of seconds", file=sys.stderr)
+        return 2
+    settings.keep_alive_timeout = args.keep_alive_timeout
     settings.xks_resolve = _xks_resolve(args.xks_resolve) or None
     settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
     settings.console = not args.no_console
@@ -159,6 +166,9 @@ def serve(args) -> int:
     if settings.xks_resolve or settings.xks_ca_bundle:
         print("trentd: --xks-resolve/--xks-ca-bundle are for tests and development only: XKS proxies are "
               "reached at other addresses or trusted through a private CA", file=sys.stderr, flush=True)
+    warning = limits.raise_open_files_limit(settings.limit_concurrency)
+    if warning:
+        print(f"trentd: warning: {warning}", file=sys.stderr, flush=True)
     try:
         runtime = open_runtime(settings, announce=lambda text: print(text, flush=True))
     except RootKeyError as exc:
@@ -171,7 +181,7 @@ def serve(args) -> int:
     # 127.0.0.1, so any local process could choose the address that aws:SourceIp and the audit
     # trail see, and make aws:SecureTransport true over plain HTTP.
     options = dict(host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
-                   server_header=False, timeout_keep_alive=75, lifespan="on",
+                   server_header=False, timeout_keep_alive=settings.keep_alive_timeout, lifespan="on",
                    proxy_headers=proxies is not None, forwarded_allow_ips=proxies)
     try:
         options.update(_edge_options(settings))
