@@ -84,7 +84,7 @@ def main() -> int:
     # processes that import the app by name: this file's directory is on their sys.path too.
     uvicorn.run("echo_app:app", host=args.host, port=args.port, workers=args.workers if args.workers > 1 else None,
                 http=_http_protocol(), log_level="warning", access_log=False, server_header=False,
-                timeout_keep_alive=75, lifespan="on", limit_concurrency=1000, proxy_headers=False)
+                timeout_keep_alive=5, lifespan="on", limit_concurrency=1000, proxy_headers=False)
     return 0
 
 

@@ -81,6 +81,8 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     add("--header-timeout", type=float, default=10.0,
         help="seconds a client has to send a request line and headers (408 and close)")
     add("--body-timeout", type=float, default=10.0, help="seconds a client has to send a request body (408 and close)")
+    add("--keep-alive-timeout", type=float, default=5.0, metavar="SECONDS",
+        help="seconds an idle keep-alive connection stays open (then closed)")
     add("--trusted-proxies", default="", metavar="ADDRESSES",
         help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and "
              "X-Forwarded-Proto are believed (none: the TCP peer is the source)")
@@ -118,6 +120,7 @@ def _trusted_proxies(value: str) -> str | None:
 def serve(args) -> int:
     import uvicorn
 
+    from .http import limits
     from .http.app import TrentApp
     from .runtime import open_runtime
     from .store.errors import StoreUnavailable
@@ -141,6 +144,10 @@ def serve(args) -> int:
     settings.tls_cert, settings.tls_key, settings.tls_self_signed = args.tls_cert, args.tls_key, args.tls_self_signed
     settings.limit_concurrency = args.limit_concurrency or None
     settings.header_timeout, settings.body_timeout = args.header_timeout, args.body_timeout
+    if not args.keep_alive_timeout > 0:
+        print("trentd: --keep-alive-timeout must be a positive number of seconds", file=sys.stderr)
+        return 2
+    settings.keep_alive_timeout = args.keep_alive_timeout
     settings.xks_resolve = _xks_resolve(args.xks_resolve) or None
     settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
     settings.console = not args.no_console
@@ -150,6 +157,9 @@ def serve(args) -> int:
     if settings.xks_resolve or settings.xks_ca_bundle:
         print("trentd: --xks-resolve/--xks-ca-bundle are for tests and development only: XKS proxies are "
               "reached at other addresses or trusted through a private CA", file=sys.stderr, flush=True)
+    warning = limits.raise_open_files_limit(settings.limit_concurrency)
+    if warning:
+        print(f"trentd: warning: {warning}", file=sys.stderr, flush=True)
     try:
         runtime = open_runtime(settings, announce=lambda text: print(text, flush=True))
     except RootKeyError as exc:
@@ -161,11 +171,11 @@ def serve(args) -> int:
     # X-Forwarded-For/-Proto only from the proxies named: uvicorn by default believes them from
     # 127.0.0.1, so any local process could choose the address that aws:SourceIp and the audit
     # trail see, and make aws:SecureTransport true over plain HTTP.
-    options = dict(host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
-                   server_header=False, timeout_keep_alive=75, lifespan="on",
-                   proxy_headers=proxies is not None, forwarded_allow_ips=proxies)
+    server_options = dict(host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
+                          server_header=False, timeout_keep_alive=settings.keep_alive_timeout, lifespan="on",
+                          proxy_headers=proxies is not None, forwarded_allow_ips=proxies)
     try:
-        options.update(_edge_options(settings))
+        server_options.update(_edge_options(settings))
     except (OSError, ValueError) as exc:
         runtime.store.close()
         print(f"trentd: cannot set up TLS: {exc}", file=sys.stderr)
@@ -176,9 +186,9 @@ def serve(args) -> int:
         os.environ["TRENTD_LOG_LEVEL"] = args.log_level
         runtime.store.close()
         runtime.root_key.close()  # each worker opens its own (an HSM session is per process)
-        uvicorn.run("trentd.http.factory:app_from_env", factory=True, workers=settings.workers, **options)
+        uvicorn.run("trentd.http.factory:app_from_env", factory=True, workers=settings.workers, **server_options)
     else:
-        uvicorn.run(TrentApp(runtime), **options)
+        uvicorn.run(TrentApp(runtime), **server_options)
     return 0
 
 

@@ -58,6 +58,7 @@ class Settings:
     limit_concurrency: int | None = 1000  # per worker: connections/requests beyond it get a 503
     header_timeout: float = 10.0  # seconds a client has to send a request's line and headers
     body_timeout: float = 10.0  # seconds a client has to send a request's body
+    keep_alive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
     xks_resolve: dict | None = None  # TEST ONLY: XKS proxy host name -> "HOST:PORT" to connect to
     xks_ca_bundle: str | None = None  # TEST ONLY: also trust this CA (PEM) for XKS proxies
     xks_timeout: float = 1.0  # seconds per XKS proxy call (AWS: 0.25)

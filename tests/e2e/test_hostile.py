@@ -7,7 +7,7 @@
   deadline, while other clients are served meanwhile;
 - clients trickling their headers are cut off at the header deadline (408), and do not stop a
   normal boto3 client from being served; oversized headers → 431;
-- ``--limit-concurrency`` answers 503 beyond the limit.
+- ``--limit-concurrency`` and its 503, keep-alive and idle connections: test_connections.py.
 
 Malformed *bodies* (nesting, NaN, bad UTF-8…) are covered in test_protocol.py.
 The servers here use short deadlines (2 s) so the suite stays fast; the defaults are 10 s.
@@ -262,24 +262,6 @@ def test_an_idle_connection_is_closed_at_the_header_deadline(server):
         response = _read_until_closed(sock, DEADLINE + SLACK + 2)
         # nothing was asked, so nothing is answered: the connection is just closed
         assert response == b"" and DEADLINE - 0.5 < time.monotonic() - start < DEADLINE + SLACK
-
-
-# --- concurrency limit ---------------------------------------------------------------------------
-def test_limit_concurrency_answers_503_beyond_the_limit():
-    with TrentdServer(dev=True, extra_args=("--limit-concurrency", "4", "--header-timeout", "30")) as server:
-        kms = server.client()
-        assert kms.list_keys()["Keys"] == []
-        held = [_connect(server) for _ in range(4)]
-        try:
-            time.sleep(0.3)
-            with _connect(server) as sock:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                assert _status(_read_until_closed(sock, 5)) == 503
-        finally:
-            for sock in held:
-                sock.close()
-        time.sleep(0.3)
-        assert kms.list_keys()["Keys"] == []
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RSS from /proc")

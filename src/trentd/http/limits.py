@@ -14,7 +14,12 @@ protocol below is uvicorn's httptools protocol with these additions:
   most ``LINGER_SECONDS`` and ``LINGER_BYTES``, before the connection closes. Closed at once,
   the kernel answers the client's next bytes with a reset, and a reset can destroy the answer
   before the client reads it: the client saw "connection reset" instead of the error;
-- nothing else changes (keep-alive, pipelining, flow control, 503 beyond ``limit_concurrency``).
+- **room at the concurrency limit**: when a worker holds ``limit_concurrency`` connections, a new
+  one closes that worker's longest-idle connection (no request in progress: after an answer, or
+  opened and nothing sent yet) instead of being answered 503. Without it, a thousand connections
+  that each sent one request and then sat idle made every other client's request a 503 for as
+  long as they stayed open. uvicorn's 503 remains for when every connection has a request in flight;
+- nothing else changes (keep-alive, pipelining, flow control).
 
 And one change of cost, not of behaviour: a response leaves in one write (``_OneWriteResponses``).
 uvicorn writes the status line and headers as soon as the app starts its answer and the body
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 
@@ -47,6 +53,34 @@ class Limits:
     body_timeout: float = 10.0  # seconds for the body (enforced in http/app.py)
     max_head_bytes: int = 16 * 1024  # request line and header fields, as sent
     max_headers: int = 100
+
+
+# Descriptors a worker holds besides its client connections: stdio, the listening socket, the
+# store's files or database pool, the audit log, the event loop's own, XKS proxy connections.
+FILES_BESIDES_CONNECTIONS = 128
+
+
+def raise_open_files_limit(connections: int | None) -> str | None:
+    """Raise this process's soft open-files limit to its hard limit (workers inherit it). Returns
+    a warning when it is still below what ``connections`` (``--limit-concurrency``, per worker)
+    needs: at the limit, accepting a connection fails (EMFILE), whoever is asking."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: no such limit to raise
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # e.g. macOS refuses an unlimited soft limit: keep ours
+            pass
+    needed = (connections or 0) + FILES_BESIDES_CONNECTIONS
+    if not connections or soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    return (f"the open-files limit is {soft}, below the {needed} that --limit-concurrency {connections} needs "
+            f"({connections} connections and {FILES_BESIDES_CONNECTIONS} other files per worker): raise the "
+            f"hard limit (ulimit -Hn, systemd's LimitNOFILE=) or lower --limit-concurrency")
 
 
 def export(limits: Limits) -> None:
@@ -112,6 +146,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_since = self.loop.time()  # a connection that never sends a request is closed too
         if self._limits.header_timeout > 0 and id(self.connections) not in _SWEPT:
             self._sweep()
+        self._make_room()
 
     def _sweep(self) -> None:
         connections, timeout = self.connections, self._limits.header_timeout
@@ -132,6 +167,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.transport.write(HEAD_TIMEOUT)
             self.transport.close()
 
+    # --- room at the concurrency limit ------------------------------------------------------
+    def _make_room(self) -> None:
+        """At the limit, close the longest-idle connections of this worker until uvicorn (which
+        counts this connection too) will serve a request here; when none is idle, its 503 stands.
+        A scan of the connections, only at the limit: nothing is kept up to date per request."""
+        limit, connections = self.limit_concurrency, self.connections
+        while limit is not None and len(connections) >= limit:
+            idle = {conn: since for conn in connections
+                    if conn is not self and (since := _idle_since(conn)) is not None}
+            if not idle:
+                return
+            conn = min(idle, key=idle.__getitem__)
+            # abort, not close: closing TLS waits up to 30 s for the client's close_notify, which an
+            # idle client does not send, and the descriptor stays taken meanwhile. An idle
+            # connection has no request in progress (what its last answer may still have unsent
+            # is for a client that has not read for the longest time). Uncounted at once, not
+            # when the loop reports the connection lost.
+            conn.transport.abort()
+            connections.discard(conn)
+
     # --- parser callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -151,6 +206,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_too_large = True
             raise _HeadTooLarge  # httptools stops parsing; uvicorn then calls send_400_response
         self._pending_head = 0
+        self._make_room()  # connections that fell idle since this one opened can make room now
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:  # a new request's cycle
@@ -204,6 +260,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._linger_timer is not None:
             self._linger_timer.cancel()
         super().connection_lost(exc)
+
+
+def _idle_since(conn) -> float | None:
+    """Loop time since which ``conn`` has had no request in progress; None while it has one.
+    Idle is between an answer and the next request's first byte (exactly while uvicorn's
+    keep-alive timer runs), or opened and nothing sent yet. A connection already closing with
+    nothing left to send comes first (-inf): over TLS it stays open, and counted, for up to 30 s
+    waiting for the client's close_notify (after a keep-alive timeout, a 503, a 408...)."""
+    transport = conn.transport if isinstance(conn, GuardedHttpToolsProtocol) else None
+    if transport is None:
+        return None
+    if transport.is_closing():
+        return -math.inf if transport.get_write_buffer_size() == 0 else None
+    timer = conn.timeout_keep_alive_task
+    if timer is not None:
+        return timer.when() - conn.timeout_keep_alive
+    return None if conn._began else conn._head_since
 
 
 class _OneWriteResponses:
