@@ -26,8 +26,8 @@ from urllib.parse import quote, unquote_to_bytes
 
 from trentd.errors import AWSError
 
-__all__ = ["Credential", "Headers", "normalize_headers", "parse", "verify", "canonical_uri", "canonical_query",
-           "DEFAULT_MAX_SKEW_SECONDS"]
+__all__ = ["Credential", "Headers", "normalize_headers", "authorization_text", "parse", "verify", "canonical_uri",
+           "canonical_query", "DEFAULT_MAX_SKEW_SECONDS"]
 
 DEFAULT_MAX_SKEW_SECONDS = 300  # AWS KMS allows 5 minutes either way (DESIGN.md, "Auth")
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -168,6 +168,11 @@ def _skew_error(stamp: str, now_s: int, offset: int, window: int) -> None:
                    f"{_fmt(now_t + timedelta(seconds=window))} ({_fmt(now_t)} + {_window(window)})")
 
 
+def authorization_text(headers) -> str:
+    """The Authorization header as error messages echo it (the audit trail redacts that echo)."""
+    return _clean(normalize_headers(headers).get("authorization", "")).strip()
+
+
 def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None = DEFAULT_MAX_SKEW_SECONDS) -> Credential:
     """Check everything that needs no secret, in AWS's order; return the claimed credential.
 
@@ -175,7 +180,7 @@ def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None 
     ``max_skew_seconds=None`` skips the skew check (for callers that do not want it, e.g. frozen-time tests).
     """
     h = normalize_headers(headers)
-    auth = _clean(h.get("authorization", "")).strip()
+    auth = authorization_text(h)
     if not auth:
         raise AWSError("MissingAuthenticationTokenException", MSG_MISSING)
     algorithm, _, rest = auth.partition(" ")
