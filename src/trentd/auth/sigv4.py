@@ -173,11 +173,14 @@ def authorization_text(headers) -> str:
     return _clean(normalize_headers(headers).get("authorization", "")).strip()
 
 
-def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None = DEFAULT_MAX_SKEW_SECONDS) -> Credential:
+def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None = DEFAULT_MAX_SKEW_SECONDS,
+          operation_header: bool = True) -> Credential:
     """Check everything that needs no secret, in AWS's order; return the claimed credential.
 
     ``now`` must come from the real wall clock (never the service's test clock); default: time.time().
     ``max_skew_seconds=None`` skips the skew check (for callers that do not want it, e.g. frozen-time tests).
+    ``operation_header=False``: the header that names the operation need not be signed, for a
+    request whose signed method and path name it (the test clock, ``/_trentd/clock``).
     """
     h = normalize_headers(headers)
     auth = authorization_text(h)
@@ -252,7 +255,7 @@ def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None 
     if errors:
         raise _invalid(" ".join(errors))
     op_header, op_title = _OPERATION_HEADER[service]
-    if op_header not in signed:
+    if operation_header and op_header not in signed:
         raise _must_sign(op_title)
     return Credential(key_id, date, region, service, signed, params["Signature"].lower(), when, token, stamp)
 
