@@ -161,7 +161,8 @@ def serve(args) -> int:
     if warning:
         print(f"trentd: warning: {warning}", file=sys.stderr, flush=True)
     try:
-        runtime = open_runtime(settings, announce=lambda text: print(text, flush=True))
+        runtime = open_runtime(settings, announce=lambda text: print(text, flush=True),
+                               show_secret=sys.stdout.isatty())
     except RootKeyError as exc:
         print(f"trentd: refusing to start: {exc}", file=sys.stderr)
         return 2
@@ -219,7 +220,8 @@ def _admin_store(args):
     from .runtime import open_runtime
 
     settings = Settings(data_dir=args.data_dir, database=args.database, **_root_key_settings(args))
-    return open_runtime(settings, announce=lambda text: print(text, file=sys.stderr))
+    return open_runtime(settings, announce=lambda text: print(text, file=sys.stderr),
+                        show_secret=sys.stderr.isatty())
 
 
 def _print(obj) -> int:

@@ -144,9 +144,10 @@ def load_root_key(settings: Settings, first_start: bool, store=None) -> rootkey.
         raise
 
 
-def open_runtime(settings: Settings, *, announce=print) -> Runtime:
-    """Open (and on first start, initialise) the data dir. ``announce`` shows the one-time
-    administrator credentials to the person starting the server; they never reach a log."""
+def open_runtime(settings: Settings, *, announce=print, show_secret: bool = False) -> Runtime:
+    """Open (and on first start, initialise) the data dir. ``announce`` tells the person starting
+    the server where the administrator's credentials are; the secret itself only with
+    ``show_secret`` (a terminal: under systemd or in a container the output is a kept log)."""
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(data_dir, settings.database, settings.database_pool_size)
@@ -156,7 +157,7 @@ def open_runtime(settings: Settings, *, announce=print) -> Runtime:
         root_key = load_root_key(settings, first_start, store)
         try:
             if first_start:
-                _first_start(settings, store, root_key, data_dir, announce)
+                _first_start(settings, store, root_key, data_dir, announce, show_secret)
             with store.read() as tx:
                 canary = tx.get_meta(CANARY_META)
             # Also after our own first start: another node may have won that race with another key.
@@ -175,7 +176,7 @@ def open_runtime(settings: Settings, *, announce=print) -> Runtime:
     return Runtime(settings, store, root_key, clock, service, audit.load_hmac_key(store, root_key))
 
 
-def _first_start(settings: Settings, store, root_key, data_dir: Path, announce) -> None:
+def _first_start(settings: Settings, store, root_key, data_dir: Path, announce, show_secret: bool) -> None:
     with store.write() as tx:
         tx.exclusive("first-start")  # several nodes may start at once over one database
         if tx.get_meta(INITIALIZED_META) is not None:  # another process won the race
@@ -186,6 +187,10 @@ def _first_start(settings: Settings, store, root_key, data_dir: Path, announce) 
         tx.set_meta(INITIALIZED_META, "1")
     path = data_dir / "admin-credentials"
     principals.write_credentials_file(path, access_key_id, secret)
+    if not show_secret:
+        announce(f"trentd: first start. Administrator {arn}; its access key is in {path} (mode 0600). "
+                 "The secret is not printed: the output is not a terminal.")
+        return
     announce(
         f"trentd: first start. Administrator {arn}\n"
         f"  aws_access_key_id = {access_key_id}\n  aws_secret_access_key = {secret}\n"

@@ -96,6 +96,25 @@ def test_bad_credentials_get_one_generic_message(console, console_server, which)
     assert secret not in response.text
 
 
+def test_a_secret_typed_as_the_access_key_id_is_hidden_in_the_audit_trail(console, console_server):
+    # A person who pastes the secret into the access key field: AWS records a mistyped user name
+    # at sign-in as HIDDEN_DUE_TO_SECURITY_REASONS, and so does trentd, for the key and the name.
+    secret = console_server.admin_credentials()[1]
+    response = console.post("/console/signin", {"access_key_id": secret, "secret_access_key": secret,
+                                                "region": "us-east-1"})
+    assert response.status_code == 400 and alerts(response) == [BAD_CREDENTIALS]
+    failed = [e for e in audit_events(console_server) if e["eventName"] == "ConsoleLogin" and e.get("errorMessage")]
+    assert failed[-1]["userIdentity"] == {"type": "Unknown", "accessKeyId": "HIDDEN_DUE_TO_SECURITY_REASONS",
+                                          "userName": "HIDDEN_DUE_TO_SECURITY_REASONS"}
+    assert failed[-1]["responseElements"] == {"ConsoleLogin": "Failure"}
+    assert not any(secret[:12] in json.dumps(e) for e in audit_events(console_server))
+    # a well-formed access key id that does not exist is recorded as typed
+    console.post("/console/signin", {"access_key_id": "AKIA" + "Q" * 16, "secret_access_key": "x",
+                                     "region": "us-east-1"})
+    failed = [e for e in audit_events(console_server) if e["eventName"] == "ConsoleLogin" and e.get("errorMessage")]
+    assert failed[-1]["userIdentity"] == {"type": "Unknown", "accessKeyId": "AKIA" + "Q" * 16}
+
+
 def test_sign_in_refuses_a_bad_region(console, console_server):
     access_key, secret = console_server.admin_credentials()
     response = console.post("/console/signin", {"access_key_id": access_key, "secret_access_key": secret,

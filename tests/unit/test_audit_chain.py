@@ -11,7 +11,7 @@ import orjson
 import pytest
 from botocore.loaders import Loader
 
-from trentd.audit import chain, events
+from trentd.audit import chain, events, redact
 from trentd.audit.sink import AuditSink, AuditUnavailable
 
 
@@ -351,6 +351,42 @@ def test_user_identity(arn, kind, extra):
 
 
 def test_unauthenticated_identity_has_only_what_is_known():
-    assert events.user_identity(None, SimpleNamespace(access_key_id="AKIAUNKNOWN")) == {
-        "type": "Unknown", "accessKeyId": "AKIAUNKNOWN"}
+    assert events.user_identity(None, SimpleNamespace(access_key_id="AKIAUNKNOWN000000000")) == {
+        "type": "Unknown", "accessKeyId": "AKIAUNKNOWN000000000"}
     assert events.user_identity(None, None) == {"type": "Unknown"}
+    # not well formed: perhaps a secret in the wrong place (tests/e2e/test_audit_redaction.py);
+    # --dev accepts any key id and records it
+    assert events.user_identity(None, SimpleNamespace(access_key_id="AKIAUNKNOWN")) == {
+        "type": "Unknown", "accessKeyId": "HIDDEN_DUE_TO_SECURITY_REASONS"}
+    assert events.user_identity(None, SimpleNamespace(access_key_id="AKIAUNKNOWN"), dev=True) == {
+        "type": "Unknown", "accessKeyId": "AKIAUNKNOWN"}
+
+
+SIG = "f" * 64
+HEADER = f"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/kms/aws4_request, Signature={SIG}"
+
+
+@pytest.mark.parametrize("message, header, dev, expected", [
+    # the whole header echoed: only the signature goes
+    (f"Authorization header requires 'SignedHeaders' parameter. Authorization={HEADER}", HEADER, False,
+     f"Authorization header requires 'SignedHeaders' parameter. Authorization={HEADER.replace(SIG, redact.HIDDEN)}"),
+    # an item with a quote in it is hidden whole
+    (f"'{SIG}'x' not a valid key=value pair (missing equal-sign) in Authorization header: 'AWS4-HMAC-SHA256 {SIG}'x'.",
+     f"AWS4-HMAC-SHA256 {SIG}'x", False,
+     f"'{redact.HIDDEN}' not a valid key=value pair (missing equal-sign) in Authorization header: "
+     f"'AWS4-HMAC-SHA256 {redact.HIDDEN}'."),
+    # a signature in any other message, whatever its header
+    (f"Presigned: X-Amz-Signature={SIG}&X-Amz-Date=1", "", False,
+     f"Presigned: X-Amz-Signature={redact.HIDDEN}&X-Amz-Date=1"),
+    # a Credential echo: kept in --dev, hidden whole outside it when the key is not well formed
+    ("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got 'a/b/c'",
+     "", True, "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
+               "got 'a/b/c'"),
+    ("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got 'a/b/c'",
+     "", False, "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, "
+                f"got '{redact.HIDDEN}'"),
+    # nothing echoed: unchanged
+    ("Request is missing Authentication Token", "", False, "Request is missing Authentication Token"),
+], ids=["header", "quoted-item", "query-signature", "credential-dev", "credential", "plain"])
+def test_error_messages_lose_what_they_echo(message, header, dev, expected):
+    assert redact.error_message(message, header, dev) == expected

@@ -47,8 +47,9 @@ def audit_dir(data_dir: str | Path) -> Path:
 
 class AuditLog:
     def __init__(self, directory: str | Path, *, hmac_key: bytes | None = None, fail_open: bool = False,
-                 stdout: bool = False, max_bytes: int = DEFAULT_MAX_BYTES, fsync: bool = True):
+                 stdout: bool = False, max_bytes: int = DEFAULT_MAX_BYTES, fsync: bool = True, dev: bool = False):
         self.fail_open = fail_open
+        self.dev = dev  # --dev accepts any access key id: events keep it as sent (redact.py)
         self.hasher = Hasher(hmac_key or secrets.token_bytes(32))
         self.sink = AuditSink(directory, max_bytes=max_bytes, fail_open=fail_open,
                               stdout=sys.stdout.fileno() if stdout else None, fsync=fsync)
@@ -59,13 +60,18 @@ class AuditLog:
         return cls(audit_dir(settings.data_dir), hmac_key=getattr(runtime, "audit_hmac_key", None),
                    fail_open=getattr(settings, "audit_fail_open", False),
                    stdout=getattr(settings, "audit_stdout", False),
-                   max_bytes=getattr(settings, "audit_max_bytes", DEFAULT_MAX_BYTES))
+                   max_bytes=getattr(settings, "audit_max_bytes", DEFAULT_MAX_BYTES),
+                   dev=getattr(settings, "dev", False))
+
+    def event(self, exchange: Exchange) -> dict:
+        """The exchange's event, redacted as this server's mode requires."""
+        return build_event(exchange, self.hasher, self.dev)
 
     async def record(self, exchange: Exchange, loop=None) -> None:
         """Return once the exchange's event is durable; AuditUnavailable if it cannot be (unless
         fail-open, which logs and returns)."""
         try:
-            event = build_event(exchange, self.hasher)
+            event = self.event(exchange)
         except Exception:
             log.exception("could not build the audit event of request %s", exchange.request_id)
             if self.fail_open:

@@ -29,6 +29,9 @@ from typing import Any
 
 from botocore.loaders import Loader
 
+from ..auth.sigv4 import authorization_text
+from . import redact
+
 EVENT_VERSION = "1.08"
 HASH_PREFIX = "hmac-sha256:"
 MAX_TEXT = 1024  # caps on caller-controlled free text (userAgent, errorMessage, unknown names)
@@ -281,7 +284,7 @@ class Exchange:
     received: float | datetime  # when the request arrived (wall clock, POSIX seconds or aware datetime)
     scope: dict
     headers: dict
-    service: str = "kms"  # 'kms' or 'sts'
+    service: str = "kms"  # 'kms', 'sts', or 'trentd' (trentd's own controls: the test clock)
     default_region: str = "us-east-1"
     body: bytes | None = None
     cred: Any = None  # sigv4.Credential once the Authorization header parsed
@@ -310,8 +313,9 @@ def scrub_message(message: str | None) -> str | None:
     return _clip(message)
 
 
-def user_identity(caller, cred) -> dict:
-    """The caller as CloudTrail shows it; only what is known when it was not authenticated."""
+def user_identity(caller, cred, dev: bool = False) -> dict:
+    """The caller as CloudTrail shows it; only what is known when it was not authenticated (an
+    access key id that is not well formed may be a secret: redact.py)."""
     if caller is not None:
         ident = dict(_known_identity(getattr(caller, "shown_arn", caller.principal_arn), caller.account,
                                      caller.access_key_id))
@@ -323,7 +327,7 @@ def user_identity(caller, cred) -> dict:
         return ident
     ident: dict[str, Any] = {"type": "Unknown"}
     if cred is not None:
-        ident["accessKeyId"] = _clip(cred.access_key_id, 128)
+        ident["accessKeyId"] = redact.access_key_id(_clip(cred.access_key_id, 128), dev)
     return ident
 
 
@@ -370,7 +374,19 @@ def event_name(ex: Exchange) -> str:
     return action if _NAME.fullmatch(action or "") else "Unknown"
 
 
-def build_event(ex: Exchange, hasher: Hasher | None) -> dict:
+EVENT_SOURCES = {"kms": "kms.amazonaws.com", "sts": "sts.amazonaws.com", "trentd": "trentd"}
+
+
+def error_message(ex: Exchange, dev: bool) -> str | None:
+    """The caller's error message without the signature or secret it may echo (redact.py)."""
+    message = ex.error.message
+    if message:
+        message = redact.error_message(message, authorization_text(ex.headers), dev)
+    return scrub_message(message)
+
+
+def build_event(ex: Exchange, hasher: Hasher | None, dev: bool = False) -> dict:
+    """``dev``: the server runs --dev, where any access key id is accepted and so is recorded."""
     caller = ex.caller
     name = event_name(ex)
     resources = list(dict.fromkeys(getattr(caller, "resources", None) or ()))
@@ -379,12 +395,12 @@ def build_event(ex: Exchange, hasher: Hasher | None) -> dict:
         if created and created not in resources:
             resources.append(created)
     region = ex.cred.region if ex.cred is not None else ex.default_region
-    sts = ex.service == "sts"
+    kms = ex.service == "kms"
     event: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
-        "userIdentity": user_identity(caller, ex.cred),
+        "userIdentity": user_identity(caller, ex.cred, dev),
         "eventTime": iso_time(ex.received),
-        "eventSource": "sts.amazonaws.com" if sts else "kms.amazonaws.com",
+        "eventSource": EVENT_SOURCES[ex.service],
         "eventName": name,
         "awsRegion": region,
         "sourceIPAddress": (ex.scope.get("client") or (None,))[0],
@@ -392,12 +408,11 @@ def build_event(ex: Exchange, hasher: Hasher | None) -> dict:
     }
     if ex.error is not None:
         event["errorCode"] = ex.error_code or ex.error.code
-        message = scrub_message(ex.error.message)
+        message = error_message(ex, dev)
         if message:
             event["errorMessage"] = message
-    event["requestParameters"] = (ex.request or None) if sts else request_parameters(name, ex.request, hasher)
-    event["responseElements"] = (None if sts or ex.error is not None
-                                 else response_elements(name, ex.result, hasher, resources))
+    event["requestParameters"] = request_parameters(name, ex.request, hasher) if kms else (ex.request or None)
+    event["responseElements"] = _response(ex, name, hasher, resources)
     material = {lower_camel(k): ex.result[k] for k in MATERIAL_IDS if ex.result and isinstance(ex.result.get(k), str)}
     if material or ex.extra:
         event["additionalEventData"] = {**material, **ex.extra}
@@ -420,3 +435,13 @@ def build_event(ex: Exchange, hasher: Hasher | None) -> dict:
             details["cipherSuite"] = str(tls["cipher_suite"])
         event["tlsDetails"] = details
     return event
+
+
+def _response(ex: Exchange, name: str, hasher: Hasher | None, resources: list[str]) -> dict | None:
+    """KMS: the selected members; trentd's own controls: their small answer as built (the clock's
+    offset); STS and failures: null."""
+    if ex.error is not None or ex.service == "sts":
+        return None
+    if ex.service == "trentd":
+        return ex.result or None
+    return response_elements(name, ex.result, hasher, resources)

@@ -26,8 +26,8 @@ from urllib.parse import quote, unquote_to_bytes
 
 from trentd.errors import AWSError
 
-__all__ = ["Credential", "Headers", "normalize_headers", "parse", "verify", "canonical_uri", "canonical_query",
-           "DEFAULT_MAX_SKEW_SECONDS"]
+__all__ = ["Credential", "Headers", "normalize_headers", "authorization_text", "parse", "verify", "canonical_uri",
+           "canonical_query", "DEFAULT_MAX_SKEW_SECONDS"]
 
 DEFAULT_MAX_SKEW_SECONDS = 300  # AWS KMS allows 5 minutes either way (DESIGN.md, "Auth")
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -168,14 +168,22 @@ def _skew_error(stamp: str, now_s: int, offset: int, window: int) -> None:
                    f"{_fmt(now_t + timedelta(seconds=window))} ({_fmt(now_t)} + {_window(window)})")
 
 
-def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None = DEFAULT_MAX_SKEW_SECONDS) -> Credential:
+def authorization_text(headers) -> str:
+    """The Authorization header as error messages echo it (the audit trail redacts that echo)."""
+    return _clean(normalize_headers(headers).get("authorization", "")).strip()
+
+
+def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None = DEFAULT_MAX_SKEW_SECONDS,
+          operation_header: bool = True) -> Credential:
     """Check everything that needs no secret, in AWS's order; return the claimed credential.
 
     ``now`` must come from the real wall clock (never the service's test clock); default: time.time().
     ``max_skew_seconds=None`` skips the skew check (for callers that do not want it, e.g. frozen-time tests).
+    ``operation_header=False``: the header that names the operation need not be signed, for a
+    request whose signed method and path name it (the test clock, ``/_trentd/clock``).
     """
     h = normalize_headers(headers)
-    auth = _clean(h.get("authorization", "")).strip()
+    auth = authorization_text(h)
     if not auth:
         raise AWSError("MissingAuthenticationTokenException", MSG_MISSING)
     algorithm, _, rest = auth.partition(" ")
@@ -247,7 +255,7 @@ def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None 
     if errors:
         raise _invalid(" ".join(errors))
     op_header, op_title = _OPERATION_HEADER[service]
-    if op_header not in signed:
+    if operation_header and op_header not in signed:
         raise _must_sign(op_title)
     return Credential(key_id, date, region, service, signed, params["Signature"].lower(), when, token, stamp)
 

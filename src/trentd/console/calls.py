@@ -18,7 +18,8 @@ from types import SimpleNamespace
 
 import orjson
 
-from ..audit import AuditUnavailable, Exchange, build_event
+from ..audit import AuditUnavailable, Exchange
+from ..audit.redact import HIDDEN
 from ..errors import AWSError, internal
 from ..kms import api
 from ..kms.service import Caller
@@ -99,8 +100,10 @@ class KmsBridge:
         else:  # not signed in: only the access key id the person typed is known
             exchange.cred = SimpleNamespace(access_key_id=access_key_id, region=region)
         audit = self.app.audit
-        event = build_event(exchange, audit.hasher)
+        event = audit.event(exchange)
         event.update(eventSource=source, readOnly=name == "LookupEvents")
+        if event["userIdentity"].get("accessKeyId") == HIDDEN:  # a secret typed as the key id: as
+            event["userIdentity"]["userName"] = HIDDEN  # AWS shows a mistyped user name at sign-in
         if source == "signin.amazonaws.com":
             event.update(eventType="AwsConsoleSignIn", responseElements={name: "Failure" if failure else "Success"})
         if failure:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +24,7 @@ from ..auth.authenticator import Authenticator
 from ..errors import AWSError, internal
 from ..inline import MustOffload, on_event_loop
 from ..kms import api
+from ..kms.context_keys import condition_context
 from ..protocol.model import error_body, load_service
 from ..runtime import Runtime
 from ..store.rootkey import RootKeyError, RootKeyUnavailable
@@ -36,6 +38,27 @@ AUDIT_UNAVAILABLE = "An internal error occurred: the request could not be record
 MAX_BODY = 512 * 1024  # a legal CreateKey with non-ASCII text reaches ~360 KB
 JSON_TYPE = b"application/x-amz-json-1.1"
 SWEEP_SECONDS = 1.0
+MOVE_CLOCK = "trentd:MoveClock"  # the action that reads or moves the test clock outside --dev
+CLOCK_USAGE = 'expected {"advance_seconds": N} or {"offset_seconds": N}'
+
+
+def clock_input(body: bytes) -> dict:
+    """The body of ``POST /_trentd/clock`` as the audit event shows it (lower camel)."""
+    try:
+        request = orjson.loads(body or b"{}")
+        if "offset_seconds" in request:
+            out = {"offsetSeconds": float(request["offset_seconds"])}
+        else:
+            out = {"advanceSeconds": float(request["advance_seconds"])}
+    except (KeyError, TypeError, ValueError):
+        raise AWSError("ValidationException", CLOCK_USAGE) from None
+    if not all(math.isfinite(v) for v in out.values()):
+        raise AWSError("ValidationException", CLOCK_USAGE)
+    return out
+
+
+def clock_answer(out: dict) -> bytes:
+    return orjson.dumps({"offset_seconds": out["offsetSeconds"], "now": out["now"]})
 
 
 class BodyTooLarge(AWSError):
@@ -237,23 +260,72 @@ class TrentApp:
 
     # --- test clock and background work -------------------------------------------------------
     async def _clock(self, scope, receive, send):
+        """``/_trentd/clock`` (only with --test-clock). In --dev unsigned, as test suites use it;
+        otherwise a SigV4-signed request (service ``kms``) of a principal whose identity policies
+        allow ``trentd:MoveClock``, audited as ``MoveClock``/``GetClock`` from ``trentd``: the
+        clock decides when keys are deleted, so moving it is as sensitive as ScheduleKeyDeletion."""
+        if not self.settings.dev:
+            return await self._signed_clock(scope, receive, send)
+        try:
+            body = await read_body(scope, receive, self.settings.body_timeout)
+            out = await self._clock_operation(clock_input(body) if scope["method"] == "POST" else None)
+        except AWSError as err:
+            return await respond(send, err.status, error_body(err))
+        await respond(send, 200, clock_answer(out), b"application/json")
+
+    async def _signed_clock(self, scope, receive, send):
+        request_id = event_id()
+        loop = self._running_loop()
+        headers = sigv4.normalize_headers(scope["headers"])
+        post = scope["method"] == "POST"
+        exchange = Exchange(request_id, time.time(), scope, headers, service="trentd",
+                            default_region=self.settings.region)
+        exchange.operation = "MoveClock" if post else "GetClock"
+        status, content_type = 200, b"application/json"
+        try:
+            body = await read_body(scope, receive, self.settings.body_timeout, loop)
+            # The method and path say what is asked, and both are signed: no X-Amz-Target here.
+            cred = exchange.cred = sigv4.parse(headers, max_skew_seconds=self.settings.max_clock_skew,
+                                               operation_header=False)
+            if cred.service != "kms":
+                raise AWSError("InvalidSignatureException", "Credential should be scoped to correct service: 'kms'.")
+            caller = exchange.caller = await self._authenticate(scope, headers, body, cred, request_id)
+            exchange.request = clock_input(body) if post else None
+            await loop.run_in_executor(self.executor, self._authorize_clock, caller)
+            exchange.result = await self._clock_operation(exchange.request)
+            out = clock_answer(exchange.result)
+        except ConnectionError:
+            return
+        except Exception as exc:  # every failure becomes an AWS-shaped answer, never a traceback
+            err = exchange.error = self._as_aws_error(exc, request_id)
+            status, content_type, out = err.status, JSON_TYPE, error_body(err)
+        try:
+            await self.audit.record(exchange, loop)
+        except AuditUnavailable:
+            err = internal(AUDIT_UNAVAILABLE)
+            status, content_type, out = err.status, JSON_TYPE, error_body(err)
+        await respond(send, status, out, content_type, request_id, isinstance(exchange.error, CLOSE_AFTER))
+
+    def _authorize_clock(self, caller) -> None:
+        """Identity policies alone decide, as for KMS operations on no key (the allow-all policy
+        of the bootstrap administrator allows it; ``kms:*`` does not)."""
+        resource = f"arn:aws:trentd:{caller.region}:{caller.account}:clock"
+        self.service.authorizer.check_account(caller, MOVE_CLOCK, resource,
+                                              condition_context(None, caller, MOVE_CLOCK))
+
+    async def _clock_operation(self, request: dict | None) -> dict:
+        """Move the clock when ``request`` says so (then run the background jobs, so what fell due
+        is done before the answer), and return where it stands."""
         loop = asyncio.get_running_loop()
         clock = self.runtime.clock
-        try:
-            if scope["method"] == "POST":
-                request = orjson.loads(await read_body(scope, receive, self.settings.body_timeout) or b"{}")
-                if "offset_seconds" in request:
-                    offset = float(request["offset_seconds"])
-                else:
-                    offset = await loop.run_in_executor(self.executor, clock.offset) + float(request["advance_seconds"])
-                await loop.run_in_executor(self.executor, clock.set_offset, offset)
-                await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
-            offset = await loop.run_in_executor(self.executor, clock.offset)
-        except (KeyError, TypeError, ValueError, AWSError):
-            return await respond(send, 400, b'{"message":"expected {\\"advance_seconds\\": N} or {\\"offset_seconds\\": N}"}',
-                                 b"application/json")
-        body = orjson.dumps({"offset_seconds": offset, "now": await loop.run_in_executor(self.executor, clock.now)})
-        await respond(send, 200, body, b"application/json")
+        if request is not None:
+            offset = request.get("offsetSeconds")
+            if offset is None:
+                offset = await loop.run_in_executor(self.executor, clock.offset) + request["advanceSeconds"]
+            await loop.run_in_executor(self.executor, clock.set_offset, offset)
+            await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
+        return {"offsetSeconds": await loop.run_in_executor(self.executor, clock.offset),
+                "now": await loop.run_in_executor(self.executor, clock.now)}
 
     async def _lifespan(self, receive, send):
         while True:

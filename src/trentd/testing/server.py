@@ -235,8 +235,31 @@ class TrentdServer:
             aws_secret_access_key=secret_key, aws_session_token=session_token,
             config=Config(retries={"max_attempts": 1}, **config), verify=verify)
 
-    def move_clock(self, *, advance_seconds: float | None = None, offset_seconds: float | None = None) -> dict:
-        body = {"advance_seconds": advance_seconds} if advance_seconds is not None else {"offset_seconds": offset_seconds}
-        req = urllib.request.Request(self.url + "/_trentd/clock", data=json.dumps(body).encode(), method="POST")
+    def move_clock(self, *, advance_seconds: float | None = None, offset_seconds: float | None = None,
+                   access_key: str | None = None, secret_key: str | None = None) -> dict:
+        """Move the service clock (``POST /_trentd/clock``); outside --dev the request is signed,
+        by the administrator unless ``access_key``/``secret_key`` are given."""
+        body = ({"advance_seconds": advance_seconds} if advance_seconds is not None
+                else {"offset_seconds": offset_seconds})
+        return self._clock_request("POST", json.dumps(body).encode(), access_key, secret_key)
+
+    def clock(self, *, access_key: str | None = None, secret_key: str | None = None) -> dict:
+        """The service clock (``GET /_trentd/clock``): ``{"offset_seconds", "now"}``."""
+        return self._clock_request("GET", None, access_key, secret_key)
+
+    def _clock_request(self, method: str, body: bytes | None, access_key: str | None, secret_key: str | None) -> dict:
+        url = self.url + "/_trentd/clock"
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if not self.dev:  # SigV4 with service kms, as any SDK signs (docs/configuration.md, --test-clock)
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+            from botocore.credentials import Credentials
+
+            if access_key is None:
+                access_key, secret_key = self.admin_credentials()
+            request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
+            SigV4Auth(Credentials(access_key, secret_key), "kms", self.region).add_auth(request)
+            headers = dict(request.headers)
+        req = urllib.request.Request(url, data=body, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()) as resp:
             return json.loads(resp.read())
