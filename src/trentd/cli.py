@@ -282,6 +282,24 @@ def policies_cmd(args) -> int:
     return _print(run(args, _admin_store))
 
 
+def sessions_cmd(args) -> int:
+    from .audit import AuditUnavailable
+    from .sts import revoke
+
+    moment = None
+    if args.issued_before is not None:
+        try:
+            moment = revoke.parse_time(args.issued_before)
+        except ValueError as exc:
+            print(f"trentd: --issued-before: {exc}", file=sys.stderr)
+            return 2
+    try:
+        return _print(revoke.revoke(_admin_store(args), args.principal, moment))
+    except AuditUnavailable as exc:
+        print(f"trentd: nothing was changed: the audit log cannot be written ({exc})", file=sys.stderr)
+        return 1
+
+
 def audit_cmd(args) -> int:
     from .audit import commands as audit_commands
 
@@ -346,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .sts.admin import add_policies_parser
 
     add_policies_parser(commands, _data_dir_arg)
+
+    from .sts import revoke
+
+    revoke.add_parser(commands, _data_dir_arg)
 
     keys_parser = commands.add_parser("access-keys", help="access keys of principals")
     key_actions = keys_parser.add_subparsers(dest="action", required=True)
@@ -415,7 +437,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     handlers = {"serve": serve, "migrate": migrate_cmd, "principals": principals_cmd, "access-keys": access_keys_cmd,
-                "policies": policies_cmd,
+                "policies": policies_cmd, "sessions": sessions_cmd,
                 "audit": audit_cmd, "root-key": root_key_cmd, "seed": seed_cmd, "keys": keys_cmd}
     from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError

@@ -1,21 +1,20 @@
 """Who is calling: access key lookup and the SigV4 signature check, or --dev's shortcut.
 
-Secrets are unwrapped once and kept for one second, so the hot path does no database round
-trip while a deleted access key still stops working within a second on every node.
+Secrets are unwrapped once and kept in memory (auth/credential_cache.py), so the hot path does no
+database round trip while a deleted access key (or principal) stops working at once on the node
+that deleted it and within a second on every other.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
 
 from ..errors import AWSError
 from ..kms.service import Caller
 from . import principals, sigv4
+from .credential_cache import CredentialCache
 from .temporary import TemporaryCredentials
 
-CACHE_SECONDS = 1.0
 UNRECOGNIZED = "The security token included in the request is invalid."
 _ACCOUNT_KEY = re.compile(r"\d{12}")
 
@@ -27,8 +26,7 @@ class Authenticator:
         self.dev = dev
         self.default_account = default_account
         self.temporary = TemporaryCredentials(store, root_key, clock)  # requests with a session token
-        self._cache: dict[str, tuple[float, tuple[str, str] | None]] = {}
-        self._lock = threading.Lock()
+        self._cache = CredentialCache(store)
 
     def needs_lookup(self, cred: sigv4.Credential) -> bool:
         """False when the answer is in memory, so the caller can skip the hop to a thread."""
@@ -36,24 +34,18 @@ class Authenticator:
             return self.temporary.needs_lookup(cred.access_key_id)
         if self.dev:
             return False
-        entry = self._cache.get(cred.access_key_id)
-        return entry is None or entry[0] < time.monotonic()
+        return not self._cache.has(cred.access_key_id)
 
     def lookup(self, access_key_id: str) -> tuple[str, str] | None:
         """(principal ARN, secret) for an access key, or None. May touch the store."""
-        entry = self._cache.get(access_key_id)
-        if entry is not None and entry[0] >= time.monotonic():
-            return entry[1]
+        return self._cache.get(access_key_id, lambda: self._load(access_key_id))
+
+    def _load(self, access_key_id: str) -> tuple[str, str] | None:
         with self.store.read() as tx:
             row = tx.get_access_key(access_key_id)
-        found = None
-        if row is not None:
-            found = (row[0], principals.unwrap_secret(self.root_key, access_key_id, row[1]))
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[access_key_id] = (time.monotonic() + CACHE_SECONDS, found)
-        return found
+        if row is None:
+            return None
+        return row[0], principals.unwrap_secret(self.root_key, access_key_id, row[1])
 
     def authenticate(self, cred: sigv4.Credential, *, method, path, query, headers, body, request_id,
                      source_ip=None, user_agent=None, secure=False) -> Caller:

@@ -275,7 +275,12 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         return [PrincipalRecord(*r) for r in rows]
 
     def delete_principal(self, arn: str) -> None:
-        for table, column in (("access_keys", "principal_arn"), ("identity_policies", "principal_arn"),
+        """The principal and everything that authenticates as it, in one transaction: access keys,
+        STS sessions (GetSessionToken of a user, AssumeRole sessions of a role) and console
+        sessions. AWS: once a user or role is gone, none of its credentials works; a principal made
+        again under the same name starts with none of them."""
+        for table, column in (("access_keys", "principal_arn"), ("sts_sessions", "principal_arn"),
+                              ("console_sessions", "principal_arn"), ("identity_policies", "principal_arn"),
                               ("role_trust_policies", "role_arn"), ("principals", "arn")):
             self.q(f"DELETE FROM {table} WHERE {column} = ?", (arn,))
 
