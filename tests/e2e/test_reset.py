@@ -1,8 +1,8 @@
 """``POST /_trentd/reset`` and moto_server's ``POST /moto-api/reset``, in ``--dev`` only: the store's
 KMS state (keys and their material, aliases, grants, tags, rotation and last-use rows,
-multi-Region records, the clock offset) is emptied for every account, principals and access keys
-stay, and every worker's caches forget the old keys within a second. Without ``--dev`` both paths
-do not exist (404) and nothing is deleted.
+multi-Region records, custom key stores and their XKS keys, the clock offset) is emptied for
+every account, principals and access keys stay, and every worker's caches forget the old keys
+within a second. Without ``--dev`` both paths do not exist (404) and nothing is deleted.
 
 The reset server runs ``--workers 2``; which worker answered a request is read from the audit
 files, one per process, so the tests show that both workers had the keys cached before the reset
@@ -22,8 +22,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from trentd.testing.server import TrentdServer
+from trentd.testing.xks_proxy import TestCA, XksTestProxy
 
 from .test_scale_out import assert_clean_logs, client, new_account
+from .test_xks import connected_store, xks_key
 
 RESET_PATHS = ("/_trentd/reset", "/moto-api/reset")
 CONNECTIONS = 6  # new clients (connections) per round of calls
@@ -35,8 +37,16 @@ KEPT_TABLES = ("principals", "access_keys", "identity_policies")
 
 
 @pytest.fixture(scope="module")
-def workers_server(store_kind):
-    with TrentdServer(store=store_kind, workers=2) as server:
+def xks_proxy(tmp_path_factory):
+    """An external key store proxy, so that a reset has custom key stores and XKS keys to delete."""
+    with XksTestProxy(TestCA(tmp_path_factory.mktemp("xks-ca")), "xks.reset.test") as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def workers_server(store_kind, xks_proxy):
+    args = ("--xks-resolve", xks_proxy.resolve_arg, "--xks-ca-bundle", str(xks_proxy.ca.path))
+    with TrentdServer(store=store_kind, workers=2, extra_args=args) as server:
         yield server
 
 
@@ -114,19 +124,21 @@ def on_both_workers(server: TrentdServer, account: str, call, expected: str) -> 
 
 
 @pytest.mark.parametrize("path", RESET_PATHS)
-def test_reset_empties_every_account_and_every_worker_forgets(workers_server, path):
+def test_reset_empties_every_account_and_every_worker_forgets(workers_server, xks_proxy, path):
     server = workers_server
     kept = {table: count_rows(server, table) for table in KEPT_TABLES}
     canary = count_rows(server, "meta", "WHERE name = 'root_key_canary'")
     accounts = [new_account(), new_account()]
     kmses = {account: client(server, account) for account in accounts}
     keys = {account: populate(kmses[account], account) for account in accounts}
+    xks_key(kmses[accounts[0]], xks_proxy, connected_store(kmses[accounts[0]], xks_proxy))
     assert server.move_clock(advance_seconds=3600)["offset_seconds"] == 3600
     for account in accounts:  # both workers cache each key and its material
         on_both_workers(server, account, lambda kms: kms.encrypt(KeyId=keys[account], Plaintext=b"x"), "ok")
     assert count_rows(server, "grants") >= 2 and count_rows(server, "tags") >= 2
+    assert count_rows(server, "custom_key_stores") == count_rows(server, "xks_keys") == 1
     keys_before = count_rows(server, "keys")
-    assert keys_before >= 4
+    assert keys_before >= 5
 
     assert post(server, path) == (200, {"status": "ok", "deleted_keys": keys_before})
     reset_at = time.monotonic()
@@ -138,6 +150,7 @@ def test_reset_empties_every_account_and_every_worker_forgets(workers_server, pa
     for account in accounts:
         kms = kmses[account]
         assert kms.list_keys()["Keys"] == [] and kms.list_aliases()["Aliases"] == []
+        assert kms.describe_custom_key_stores()["CustomKeyStores"] == []
 
     # Within a second every worker has forgotten the keys it had cached, and the clock is back.
     time.sleep(max(0.0, WITHIN - (time.monotonic() - reset_at)))
