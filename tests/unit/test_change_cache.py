@@ -11,6 +11,7 @@ from trentd.inline import MustOffload, on_event_loop
 from trentd.kms.cache import CachedReads, EpochCache, KeyStateCache
 from trentd.store import changes as changes_module
 from trentd.store.records import KeyRecord
+from trentd.store.reset import empty_kms_state
 from trentd.store.sqlite import SQLiteStore
 from trentd.testing.postgres import ThrowawayDatabase, require_postgres
 
@@ -114,6 +115,25 @@ def test_another_process_commit_moves_the_epoch_at_the_next_poll(two_stores):
     assert mine.changes.epoch() == epoch  # not seen yet: no poll since
     mine.changes.poll()
     assert mine.changes.epoch() != epoch
+
+
+def test_another_process_reset_moves_the_epoch_and_calls_on_reset_once(two_stores):
+    mine, theirs = two_stores
+    forgotten = []
+    mine.changes.on_reset(lambda: forgotten.append(1))
+    mine.changes.poll()  # the first poll only learns where the store stands
+    epoch = mine.changes.epoch()
+    with theirs.write() as tx:
+        tx.insert_key(a_key())
+    mine.changes.poll()
+    assert forgotten == []  # an ordinary write is not a reset
+    with theirs.write() as tx:
+        assert empty_kms_state(tx) == 1
+    mine.changes.poll()
+    mine.changes.poll()
+    assert forgotten == [1] and mine.changes.epoch() != epoch
+    with mine.read() as tx:
+        assert tx.get_key("111122223333", "us-east-1", a_key().key_id) is None
 
 
 def test_trust_lapses_when_polls_stop(two_stores, monkeypatch):

@@ -61,6 +61,10 @@ def clock_answer(out: dict) -> bytes:
     return orjson.dumps({"offset_seconds": out["offsetSeconds"], "now": out["now"]})
 
 
+# --dev only: empty the store's KMS state; moto_server's path too, for suites written for it.
+RESET_PATHS = frozenset({"/_trentd/reset", "/moto-api/reset"})
+
+
 class BodyTooLarge(AWSError):
     def __init__(self):
         super().__init__("RequestEntityTooLargeException",
@@ -141,6 +145,8 @@ class TrentApp:
             return await respond(send, 200, b'{"status":"ok"}', b"application/json")
         if path == "/_trentd/clock" and self.settings.clock_movable:
             return await self._clock(scope, receive, send)
+        if path in RESET_PATHS and self.settings.dev:
+            return await self._reset(scope, receive, send)
         if self.console is not None and (path == "/console" or path.startswith("/console/")):
             return await self.console(scope, receive, send)
         await respond(send, 404, b'{"message":"Not Found"}', b"application/json")
@@ -326,6 +332,29 @@ class TrentApp:
             await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
         return {"offsetSeconds": await loop.run_in_executor(self.executor, clock.offset),
                 "now": await loop.run_in_executor(self.executor, clock.now)}
+
+    async def _reset(self, scope, receive, send):
+        """POST: every account's keys, aliases, grants, tags, custom key stores and the clock
+        offset go; principals and access keys stay (store/reset.py). Every worker and node
+        forgets its cached copies within a second, as after any other change."""
+        if scope["method"] != "POST":
+            body = b'{"message":"Method Not Allowed"}'
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"allow", b"POST")]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            return await send({"type": "http.response.body", "body": body})
+        try:
+            await read_body(scope, receive, self.settings.body_timeout)  # read and ignored
+            deleted = await asyncio.get_running_loop().run_in_executor(self.executor, self.service.reset)
+        except AWSError as err:  # the body was too large or too slow
+            return await respond(send, err.status, orjson.dumps({"message": err.message}), b"application/json",
+                                 close=isinstance(err, CLOSE_AFTER))
+        except StoreUnavailable as exc:
+            log.warning("reset failed, store unavailable: %s", exc)
+            return await respond(send, 503, b'{"message":"The store is unavailable; retry the reset."}',
+                                 b"application/json")
+        log.warning("--dev reset: the store's KMS state was emptied (%d keys)", deleted)
+        await respond(send, 200, orjson.dumps({"status": "ok", "deleted_keys": deleted}), b"application/json")
 
     async def _lifespan(self, receive, send):
         while True:

@@ -22,6 +22,7 @@ from ..errors import AWSError, not_found
 from ..protocol.model import load_service
 from ..store.records import KeyRecord, key_arn
 from ..store.changes import ChangeFeed
+from ..store.reset import empty_kms_state
 from ..store.rootkey import aad_for
 from ..xks.client import XksConnector
 from .cache import CachedReads, KeyStateCache
@@ -151,6 +152,10 @@ class MaterialCache:
         with self._lock:
             self._entries.pop(ident, None)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
 
 class Service:
     def __init__(self, store, root_key, clock, authorizer):
@@ -161,9 +166,27 @@ class Service:
         self.materials = MaterialCache()
         # Key records, aliases and grants for the hot path (kms/cache.py); a store without a
         # change feed gets one that is never polled, so nothing is cached.
-        self.cache = KeyStateCache(getattr(store, "changes", None) or ChangeFeed(store))
+        changes = getattr(store, "changes", None) or ChangeFeed(store)
+        self.cache = KeyStateCache(changes)
         self.usage = UsageTracker()  # last cryptographic use per key (GetKeyLastUsage), flushed each second
         self.xks = XksConnector()  # calls to external key store proxies (runtime.py configures it)
+        changes.on_reset(self.forget_deleted_state)  # a reset made by another worker or node
+
+    def reset(self) -> int:
+        """--dev's reset: empty every account's KMS state (store/reset.py) and forget it here at
+        once (other processes forget it when their change feed sees the reset); returns the
+        number of key rows deleted."""
+        with self.store.write() as tx:
+            deleted = empty_kms_state(tx)
+        self.forget_deleted_state()
+        return deleted
+
+    def forget_deleted_state(self) -> None:
+        """After a reset: what the epoch-tagged caches do not cover. Unwrapped material of deleted
+        keys must not outlive them in memory; last-use times of deleted keys have nothing to
+        update (the flush would skip them anyway)."""
+        self.materials.clear()
+        self.usage.clear()
 
     def hot_reads(self) -> CachedReads:
         """The read "transaction" of the cryptographic operations: keys, aliases and grants come

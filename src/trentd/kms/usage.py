@@ -32,6 +32,11 @@ class UsageTracker:
         with self._lock:
             return self._pending.get(ident)
 
+    def clear(self) -> None:
+        """Drop every use not written yet (the store was reset: their keys are gone)."""
+        with self._lock:
+            self._pending.clear()
+
     def flush(self, store) -> int:
         """Write every recorded use in one transaction; returns how many keys were written.
 

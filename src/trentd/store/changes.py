@@ -18,6 +18,9 @@ a running poller (admin commands, tests of the service) nothing is ever cached.
 
 Tagging entries with the epoch read *before* the store read makes a reader that raced with an
 invalidation store its value under the old epoch, where it is never served.
+
+A reset of the store (``--dev``, store/reset.py) also moves a row of its own; when a poll sees it
+move, the functions given to ``on_reset()`` run, for state that is not tagged with an epoch.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+
+from .reset import reset_generation
 
 log = logging.getLogger("trentd.store")
 
@@ -37,6 +43,8 @@ class ChangeFeed:
         self._store = store
         self._epoch = 0
         self._seen: int | None = None  # the store's generation at the last poll
+        self._resets: int | None = None  # the store's reset generation at the last poll
+        self._on_reset: list[Callable[[], None]] = []
         self._trusted_until = 0.0  # time.monotonic() deadline; 0: never trusted yet
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -53,16 +61,26 @@ class ChangeFeed:
         with self._lock:
             self._epoch += 1
 
+    def on_reset(self, forget: Callable[[], None]) -> None:
+        """Call ``forget()`` from the polling thread whenever the store has been reset."""
+        self._on_reset.append(forget)
+
     def poll(self) -> None:
         """Read the store's generation once; raises what the store raises."""
         started = time.monotonic()
         with self._store.read() as tx:
             generation = tx.cache_generation()
+            resets = reset_generation(tx)
         with self._lock:
             if generation != self._seen:
                 self._seen = generation
                 self._epoch += 1
+            was_reset = self._resets is not None and resets != self._resets
+            self._resets = resets
             self._trusted_until = started + TRUST_SECONDS
+        if was_reset:
+            for forget in self._on_reset:
+                forget()
 
     def start(self) -> None:
         """Poll in a daemon thread until ``stop()`` (idempotent; one per process)."""
