@@ -24,15 +24,27 @@ DEV_WARNING = """\
 def _data_dir_arg(parser: argparse.ArgumentParser, root_key: bool = True, database: bool = True) -> None:
     """Where the state is: ``--data-dir`` (SQLite, root key, credentials, audit) and, for several
     nodes, ``--database`` (PostgreSQL) with the ``--root-key-file`` every node shares."""
+    _config_arg(parser)
     options.add(parser, "--data-dir", default="./trentd-data", metavar="DIR",
                 help="the store, root key, credentials and audit files")
     if database:
-        options.add(parser, "--database", metavar="DSN",
+        options.add(parser, "--database", metavar="DSN", mask=_masked_dsn,
                     help="PostgreSQL DSN (postgresql://user@host:port/db); none: SQLite in the data dir")
     if root_key:
         options.add(parser, "--root-key-file", metavar="FILE",
                     help="the root key (32 bytes); required with --database, never generated then")
         _pkcs11_args(parser)
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    options.add(parser, "--config", metavar="FILE",
+                help="a TOML file of options (keys are the long flag names): flag > environment > file > default")
+
+
+def _masked_dsn(dsn: str) -> str:
+    from .store.postgres import redact
+
+    return redact(dsn)
 
 
 def _pkcs11_args(parser: argparse.ArgumentParser) -> None:
@@ -336,12 +348,29 @@ def migrate_cmd(args) -> int:
         store.close()
 
 
+def config_cmd(args) -> int:
+    """``trentd config show``: serve's effective configuration and where each value comes from.
+    Opens no store and needs no data dir."""
+    serve_args = ["serve"] + (["--config", args.config] if args.config else [])
+    try:
+        resolved = options.resolve(build_parser().parse_args(serve_args))
+    except options.ConfigError as exc:
+        print(f"trentd: {exc}", file=sys.stderr)
+        return 2
+    return _print(options.shown(resolved))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trentd", description="A self-hosted AWS KMS API server.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_args(commands.add_parser("serve", help="serve the KMS API"))
     _data_dir_arg(commands.add_parser("migrate", help="apply pending schema migrations"), root_key=False)
+    config_parser = commands.add_parser("config", help="the configuration trentd serve would use")
+    config_actions = config_parser.add_subparsers(dest="action", required=True)
+    config_show = config_actions.add_parser("show", help="every option's value and its source (flag, environment, "
+                                                         "file, default); opens no store")
+    config_show.add_argument("--config", metavar="FILE", help="a TOML file of options (default: TRENTD_CONFIG)")
 
     principals_parser = commands.add_parser("principals", help="IAM users and roles")
     actions = principals_parser.add_subparsers(dest="action", required=True)
@@ -437,7 +466,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     handlers = {"serve": serve, "migrate": migrate_cmd, "principals": principals_cmd, "access-keys": access_keys_cmd,
-                "policies": policies_cmd, "sessions": sessions_cmd,
+                "policies": policies_cmd, "sessions": sessions_cmd, "config": config_cmd,
                 "audit": audit_cmd, "root-key": root_key_cmd, "seed": seed_cmd, "keys": keys_cmd}
     from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError
