@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import audit
+from . import audit, datadir
 from .auth import principals
 from .clock import ServiceClock
 from .kms.authorize import Authorizer
@@ -92,7 +92,7 @@ def make_store(data_dir: Path, database: str | None = None, pool_size: int | Non
         from .store.postgres import POOL_MAX, PostgresStore
 
         return PostgresStore(database, max_size=pool_size or POOL_MAX)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=datadir.DIR_MODE)
     return SQLiteStore(data_dir / "trentd.db")
 
 
@@ -108,6 +108,17 @@ def migrated(store):
         store.close()
         raise
     return store
+
+
+def _root_key_file(settings: Settings) -> Path | None:
+    """The root key file this node reads; None with an HSM (and with --database but no file: refused later)."""
+    if settings.pkcs11_module or settings.pkcs11_token:
+        return None
+    if settings.root_key_file:
+        return Path(settings.root_key_file)
+    if settings.database:
+        return None  # it must be supplied (load_root_key says so)
+    return Path(settings.data_dir) / "root.key"
 
 
 def load_root_key(settings: Settings, first_start: bool, store=None) -> rootkey.RootKeyRing:
@@ -149,7 +160,10 @@ def open_runtime(settings: Settings, *, announce=print, show_secret: bool = Fals
     the server where the administrator's credentials are; the secret itself only with
     ``show_secret`` (a terminal: under systemd or in a container the output is a kept log)."""
     data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    key_file = _root_key_file(settings)
+    if key_file is not None:  # before the data dir is tightened: its root.key is refused, not fixed
+        rootkey.check_file_mode(key_file)
+    datadir.make_private(data_dir)
     store = open_store(data_dir, settings.database, settings.database_pool_size)
     try:
         with store.read() as tx:

@@ -4,7 +4,9 @@ POSTs sent as a browser sends them (Origin header, the page's CSRF token)."""
 from __future__ import annotations
 
 import html
+import json
 import re
+from pathlib import Path
 
 import requests
 
@@ -51,6 +53,7 @@ class ConsoleClient:
 
     # --- sign-in --------------------------------------------------------------------------
     def sign_in(self, access_key_id: str, secret: str, region: str = "us-east-1") -> requests.Response:
+        self.get("/console/signin")  # the form, with its CSRF token (and the cookie it is bound to)
         response = self.post("/console/signin", {"access_key_id": access_key_id, "secret_access_key": secret,
                                                  "region": region})
         assert response.status_code == 303, (response.status_code, alerts(response))
@@ -59,6 +62,14 @@ class ConsoleClient:
 
     def sign_in_as_admin(self) -> requests.Response:
         return self.sign_in(*self.server.admin_credentials())
+
+
+def audit_events(server) -> list[dict]:
+    """Every event in the server's audit files."""
+    events = []
+    for path in sorted(Path(server.data_dir, "audit").glob("*.jsonl")):
+        events += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return events
 
 
 def alerts(response: requests.Response) -> list[str]:

@@ -10,7 +10,6 @@ import json
 import re
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +17,7 @@ import requests
 from trentd.testing.server import TrentdServer
 
 from ..e2e.authz_world import access_denied, DENY_I, policy
-from .client import ConsoleClient, alerts, key_id_from, textarea
+from .client import ConsoleClient, alerts, audit_events, key_id_from, textarea
 
 SECURITY_HEADERS = {
     "x-frame-options": "DENY",
@@ -29,13 +28,6 @@ SECURITY_HEADERS = {
 BAD_CREDENTIALS = "The access key ID or secret access key is not correct."
 KMS_ALL = policy({"Effect": "Allow", "Action": "kms:*", "Resource": "*"})
 AUDIT_READER = policy({"Effect": "Allow", "Action": ["kms:*", "trentd:ReadAudit"], "Resource": "*"})
-
-
-def audit_events(server: TrentdServer) -> list[dict]:
-    events = []
-    for path in sorted(Path(server.data_dir, "audit").glob("*.jsonl")):
-        events += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return events
 
 
 def create_key(console: ConsoleClient, **fields) -> str:
@@ -55,6 +47,7 @@ def test_console_entry_redirects(console):
 
 
 def test_sign_in_sets_a_strict_session_cookie(console, console_server):
+    console.get("/console/signin")
     response = console.post("/console/signin", {"access_key_id": console_server.admin_credentials()[0],
                                                 "secret_access_key": console_server.admin_credentials()[1],
                                                 "region": "us-east-1"})
@@ -88,6 +81,7 @@ def test_bad_credentials_get_one_generic_message(console, console_server, which)
     access_key, secret = console_server.admin_credentials()
     form = {"wrong secret": (access_key, secret[:-1] + ("x" if secret[-1] != "x" else "y")),
             "unknown key id": ("AKIA" + "Z" * 16, secret), "empty": ("", "")}[which]
+    console.get("/console/signin")
     response = console.post("/console/signin", {"access_key_id": form[0], "secret_access_key": form[1],
                                                 "region": "us-east-1"})
     assert response.status_code == 400
@@ -117,6 +111,7 @@ def test_a_secret_typed_as_the_access_key_id_is_hidden_in_the_audit_trail(consol
 
 def test_sign_in_refuses_a_bad_region(console, console_server):
     access_key, secret = console_server.admin_credentials()
+    console.get("/console/signin")
     response = console.post("/console/signin", {"access_key_id": access_key, "secret_access_key": secret,
                                                 "region": "moon-base"})
     assert response.status_code == 400 and "valid Region" in response.text
@@ -499,9 +494,13 @@ def test_dev_mode_signs_in_by_account_id():
 
 def test_the_cookie_is_secure_over_https():
     with TrentdServer(dev=False, tls="self-signed") as server:
-        access_key, secret = server.admin_credentials()
-        response = requests.post(server.url + "/console/signin", verify=str(server.ca_bundle), timeout=10,
-                                 data={"access_key_id": access_key, "secret_access_key": secret, "region": "us-east-1"},
-                                 headers={"Origin": server.url}, allow_redirects=False)
+        client = ConsoleClient(server)
+        client.http.verify = str(server.ca_bundle)
+        client.http.trust_env = False  # else REQUESTS_CA_BUNDLE, when set, wins over verify
+        form = client.get("/console/signin")
+        assert "; Secure" in form.headers["set-cookie"]  # the sign-in form's cookie (its CSRF token)
+        response = client.post("/console/signin", {"access_key_id": server.admin_credentials()[0],
+                                                   "secret_access_key": server.admin_credentials()[1],
+                                                   "region": "us-east-1"})
         assert response.status_code == 303
         assert "; Secure" in response.headers["set-cookie"]

@@ -103,10 +103,11 @@ def test_the_current_key_follows_the_store(tmp_path):
 def test_root_key_file_errors(tmp_path):
     with pytest.raises(RootKeyError, match="does not exist"):
         FileProvider(tmp_path / "missing").keys()
-    (tmp_path / "short").write_bytes(b"x" * 31)
+    for name, data in (("short", b"x" * 31), ("one", os.urandom(32))):
+        (tmp_path / name).write_bytes(data)
+        os.chmod(tmp_path / name, 0o600)  # others may not read a root key file (tests/e2e/test_data_dir.py)
     with pytest.raises(RootKeyError, match="32 bytes"):
         FileProvider(tmp_path / "short").keys()
-    (tmp_path / "one").write_bytes(os.urandom(32))
     with pytest.raises(RootKeyError, match="every root key"):
         FileProvider(tmp_path / "one").retire(set())
 

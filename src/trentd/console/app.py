@@ -9,8 +9,11 @@ session's CSRF token. Page handlers then call KMS through ``calls.KmsBridge``, a
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -18,7 +21,8 @@ from ..errors import AWSError
 from . import aliases, audit, key_detail, keys, signin, tools
 from .calls import KmsBridge, describe, status_of
 from .render import MESSAGES, render
-from .session import COOKIE_NAME, Session, SessionStore, clearing_cookie
+from .session import COOKIE_NAME, Session, SessionStore, SignInTokens, clearing_cookie
+from .throttle import SignInThrottle
 from .web import FormError, Request, Response, make_request, read_form, redirect, send_response, text
 
 log = logging.getLogger("trentd.console")
@@ -69,11 +73,16 @@ class Ctx:
         """Blocking work (the store, files) on the app's thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self.console.app.executor, fn, *args)
 
-    def render(self, template: str, status: int = 200, *, headers: list | None = None, **context) -> Response:
+    def render(self, template: str, status: int = 200, *, headers: list | None = None, csrf: str | None = None,
+               **context) -> Response:
+        """``template`` with the session's CSRF token in its forms (``csrf``: another token, for
+        the sign-in form)."""
         session = self.session
         message = MESSAGES.get(self.request.query["msg"])
-        return render(template, status, headers, session=session, csrf=session.csrf_secret if session else "",
-                      dev=self.settings.dev, message=message, path=self.request.path, **context)
+        if csrf is None:
+            csrf = session.csrf_secret if session else ""
+        return render(template, status, headers, session=session, csrf=csrf, dev=self.settings.dev, message=message,
+                      path=self.request.path, **context)
 
     def failure(self, template: str, err: AWSError, **context) -> Response:
         """Re-render ``template`` with the error of a KMS call shown on it (403 for AccessDenied)."""
@@ -85,6 +94,11 @@ class Console:
         self.app = app
         self.settings = app.settings
         self.sessions = SessionStore(app.runtime.store)
+        # Keys of the sign-in form's token and of the throttle's hashes: derived from the
+        # deployment's audit HMAC key (random, in the store, the same on every node).
+        secret = getattr(app.runtime, "audit_hmac_key", None) or secrets.token_bytes(32)
+        self.signin_tokens = SignInTokens(_derived(secret, b"trentd console sign-in form"))
+        self.throttle = SignInThrottle(app.runtime.store, _derived(secret, b"trentd console sign-in throttle"))
         self.kms = KmsBridge(app)
         self.static = _load_static()
 
@@ -175,6 +189,11 @@ class Console:
         if found is None or request.method not in ("GET", "HEAD"):
             return text(404, "Not Found")
         return Response(200, found[0], found[1])
+
+
+def _derived(secret: bytes, label: bytes) -> bytes:
+    """A key of its own for one purpose: HMAC-SHA256 of the label under ``secret``."""
+    return hmac.new(secret, label, hashlib.sha256).digest()
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:

@@ -6,6 +6,7 @@ every worker and node and sign-out really ends it.
 - A session ends after IDLE_SECONDS without a request, ABSOLUTE_SECONDS after sign-in, at
   sign-out, or when its access key is deleted (checked by the console on every request).
 - Each session has its own CSRF secret, put in every form and compared in constant time.
+- The sign-in form, which no session covers yet, has a token of its own (``SignInTokens``).
 
 Times here are the wall clock, not the service clock: a session is about people, not key
 lifecycle, and moving the test clock must not sign anyone out.
@@ -15,14 +16,18 @@ Every method touches the store: call them on a worker thread, never on the event
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass, replace
 
 COOKIE_NAME = "trentd_console"
 COOKIE_PATH = "/console/"
+SIGNIN_COOKIE_NAME = "trentd_signin"
+_SIGNIN_COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 IDLE_SECONDS = 8 * 3600
 ABSOLUTE_SECONDS = 12 * 3600
 TOUCH_SECONDS = 60  # last_seen is rewritten at most once a minute per session, not per page
@@ -48,16 +53,44 @@ def hash_id(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def cookie(session_id: str, *, secure: bool) -> str:
+def cookie(session_id: str, *, secure: bool, name: str = COOKIE_NAME) -> str:
     """The Set-Cookie value: no Max-Age, so the browser forgets it when it closes; the server's
     expiry is what counts."""
-    value = f"{COOKIE_NAME}={session_id}; Path={COOKIE_PATH}; HttpOnly; SameSite=Strict"
+    value = f"{name}={session_id}; Path={COOKIE_PATH}; HttpOnly; SameSite=Strict"
     return value + "; Secure" if secure else value
 
 
 def clearing_cookie(*, secure: bool) -> str:
     value = f"{COOKIE_NAME}=; Path={COOKIE_PATH}; Max-Age=0; HttpOnly; SameSite=Strict"
     return value + "; Secure" if secure else value
+
+
+class SignInTokens:
+    """The sign-in form's CSRF token, before any session exists (a signed double submit): a random
+    value in a cookie of its own, and in the form the HMAC of that value under a key of this
+    deployment (the same on every worker and node). A page elsewhere can neither read the
+    browser's cookie (HttpOnly, SameSite=Strict) nor make up a token for a value it chose, so it
+    cannot sign a victim in, not even as the attacker (login CSRF)."""
+
+    def __init__(self, key: bytes):
+        self._key = key
+
+    def _token(self, value: str) -> str:
+        mac = hmac.new(self._key, value.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def issue(self, value: str | None, *, secure: bool) -> tuple[str, str | None]:
+        """(the form's token, the Set-Cookie value to send). The browser's cookie ``value`` is
+        kept when it is well formed (several tabs share it); else a new one is made."""
+        if value and _SIGNIN_COOKIE_VALUE.fullmatch(value):
+            return self._token(value), None
+        value = secrets.token_urlsafe(32)
+        return self._token(value), cookie(value, secure=secure, name=SIGNIN_COOKIE_NAME)
+
+    def valid(self, value: str | None, token: str) -> bool:
+        if not value or not _SIGNIN_COOKIE_VALUE.fullmatch(value):
+            return False
+        return hmac.compare_digest(self._token(value).encode(), token.encode("utf-8", "surrogateescape"))
 
 
 class SessionStore:

@@ -187,5 +187,6 @@ def _make(paths: SelfSigned, host: str) -> None:
     key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     # Key first: a crash between writes leaves a pair that does not fit, and is made again.
     _write(paths.key, key_pem, 0o600)
-    _write(paths.cert, cert.public_bytes(pem) + ca.public_bytes(pem), 0o644)
-    _write(paths.ca, ca.public_bytes(pem), 0o644)
+    # The certificates are public, but every file of the data dir is 0600 (trentd/datadir.py).
+    _write(paths.cert, cert.public_bytes(pem) + ca.public_bytes(pem), 0o600)
+    _write(paths.ca, ca.public_bytes(pem), 0o600)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -129,6 +130,26 @@ class FileRootKey:
         return self.open(nonce, body, aad)
 
 
+def check_file_mode(path: Path) -> None:
+    """Refuse a root key file that others could read (PostgreSQL's rule for its key file): any
+    permission for others to read, or for its group unless root owns it (Kubernetes mounts a
+    secret root-owned and group-readable for the pod's group). A missing file is left to the
+    caller."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & stat.S_IROTH:
+        why = f"is readable by others (mode {mode:04o})"
+    elif mode & stat.S_IRGRP and st.st_uid != 0:
+        why = f"is readable by its group and not owned by root (mode {mode:04o})"
+    else:
+        return
+    raise RootKeyError(f"root key file {path} {why}: make it readable by its owner only (chmod 600 {path}); "
+                       "if others may have read it, rotate the root key (trentd root-key rotate)")
+
+
 def write_private_file(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically with ``data``, mode 0600: a temporary file in the same directory,
     fsync, rename, fsync of the directory. A crash leaves the old file or the new one, never half."""
@@ -176,6 +197,7 @@ class FileProvider:
             os.fsync(f.fileno())
 
     def _read(self) -> bytes:
+        check_file_mode(self.path)
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:

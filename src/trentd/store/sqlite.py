@@ -8,6 +8,7 @@ Callers run these methods on a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -38,6 +39,10 @@ class SQLiteStore:
 
     # --- connections ----------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            # Made 0600 here, not by SQLite (0644 under the usual umask); SQLite gives the -wal and
+            # -shm files it creates the database file's mode.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                timeout=self.deadline_seconds)
         conn.execute("PRAGMA journal_mode=WAL")

@@ -25,8 +25,9 @@ _KEY_COLUMNS = (
 # Statements that change rows, and the table they change.
 _CHANGE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 # Tables no cache depends on: writing them does not invalidate caches (the last-use times are
-# flushed every second under load and would otherwise empty every cache every second).
-_UNCACHED_TABLES = frozenset({"key_last_usage"})
+# flushed every second under load and would otherwise empty every cache every second; failed
+# console sign-ins, which anyone can cause, must not empty them either).
+_UNCACHED_TABLES = frozenset({"key_last_usage", "console_signin_failures"})
 _GLOBAL_SCOPE = "*"
 
 
