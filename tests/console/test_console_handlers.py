@@ -94,6 +94,7 @@ def test_a_secret_typed_as_the_access_key_id_is_hidden_in_the_audit_trail(consol
     # A person who pastes the secret into the access key field: AWS records a mistyped user name
     # at sign-in as HIDDEN_DUE_TO_SECURITY_REASONS, and so does trentd, for the key and the name.
     secret = console_server.admin_credentials()[1]
+    console.get("/console/signin")  # the form, with its CSRF token
     response = console.post("/console/signin", {"access_key_id": secret, "secret_access_key": secret,
                                                 "region": "us-east-1"})
     assert response.status_code == 400 and alerts(response) == [BAD_CREDENTIALS]
@@ -103,6 +104,7 @@ def test_a_secret_typed_as_the_access_key_id_is_hidden_in_the_audit_trail(consol
     assert failed[-1]["responseElements"] == {"ConsoleLogin": "Failure"}
     assert not any(secret[:12] in json.dumps(e) for e in audit_events(console_server))
     # a well-formed access key id that does not exist is recorded as typed
+    console.get("/console/signin")
     console.post("/console/signin", {"access_key_id": "AKIA" + "Q" * 16, "secret_access_key": "x",
                                      "region": "us-east-1"})
     failed = [e for e in audit_events(console_server) if e["eventName"] == "ConsoleLogin" and e.get("errorMessage")]
