@@ -148,6 +148,9 @@ def serve(args) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("trentd: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    if args.tls_cert and args.tls_self_signed:  # argparse sees only flags; a variable or the file may set both
+        print("trentd: choose one of --tls-cert and --tls-self-signed", file=sys.stderr)
+        return 2
     try:
         proxies = _trusted_proxies(args.trusted_proxies)
     except ValueError as exc:

@@ -91,3 +91,66 @@ def test_a_flag_wins_and_its_variable_is_not_read():
 def test_boolean_variables(value, dev):
     with TrentdServer(dev=False, env={"TRENTD_DEV": value}) as server:
         assert ("--dev mode" in server.logs()) is dev
+
+
+# --- the config file --------------------------------------------------------------------------------
+def test_serve_reads_a_config_file_below_flags_and_variables(tmp_path):
+    """The file says port 1 (the flag TrentdServer passes wins), dev on (the variable may turn it
+    off) and a [tls]-style table for a two-word flag."""
+    config = tmp_path / "trentd.toml"
+    config.write_text('port = 1\ndev = true\nmax-clock-skew = 60\n[audit]\nmax-bytes = 1048576\n')
+    with TrentdServer(dev=False, extra_args=("--config", str(config))) as server:
+        assert "--dev mode" in server.logs()  # from the file
+        assert server.client(access_key="222233334444", secret_key="x").list_keys()["Keys"] == []
+    with TrentdServer(dev=False, extra_args=("--config", str(config)), env={"TRENTD_DEV": "false"}) as server:
+        assert "--dev mode" not in server.logs()  # the variable beats the file
+
+
+@pytest.mark.parametrize("text, message", [
+    ("prot = 1\n", "unknown key 'prot'"),
+    ("port = \"4599\"\n", "'port': expected a whole number"),
+    ("dev = 1\n", "'dev': expected true or false"),
+    ("xks-resolve = \"a=b:1\"\n", "'xks-resolve': expected an array, e.g. [\"a\", \"b\"]"),
+    ("tls-cert = \"a.pem\"\n[tls]\ncert = \"b.pem\"\n", "'[tls] cert' is given twice (as a key and in a table)"),
+    ("[tls]\ncolour = \"blue\"\n", "unknown key '[tls] colour'"),
+    ("port = \n", "not TOML: "),
+])
+def test_a_bad_config_file_is_one_line_naming_the_key(tmp_path, text, message):
+    config = tmp_path / "trentd.toml"
+    config.write_text(text)
+    for command in (["serve", "--data-dir", str(tmp_path / "d")], ["config", "show"]):
+        result = trentd(*command, "--config", str(config))
+        assert result.returncode == 2, (command, result.stderr)
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"trentd: {config}: {message}")
+    assert not (tmp_path / "d").exists()
+
+
+def test_config_show_gives_every_value_its_source_and_masks_passwords(tmp_path):
+    import json
+
+    config = tmp_path / "trentd.toml"
+    config.write_text('port = 4700\ndatabase = "postgresql://app:s3cret-pw@db.internal:5432/trentd"\n'
+                      '[tls]\nself-signed = true\n')
+    result = subprocess.run([sys.executable, "-m", "trentd", "config", "show", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            env={**{k: v for k, v in os.environ.items() if not k.startswith("TRENTD_")},
+                                 "TRENTD_WORKERS": "3"})
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["port"] == {"Value": 4700, "Source": "file"}
+    assert shown["workers"] == {"Value": 3, "Source": "environment"}
+    assert shown["host"] == {"Value": "127.0.0.1", "Source": "default"}
+    assert shown["tls-self-signed"] == {"Value": True, "Source": "file"}
+    assert shown["database"] == {"Value": "postgresql://app@db.internal:5432/trentd", "Source": "file"}
+    assert "s3cret-pw" not in result.stdout
+    assert list(tmp_path.iterdir()) == [config]  # no store, no data dir
+
+
+def test_admin_commands_take_the_config_file_too(tmp_path):
+    with TrentdServer(dev=False) as server:
+        config = tmp_path / "admin.toml"
+        config.write_text(f'data-dir = "{server.data_dir}"\n')
+        result = trentd("principals", "list", "--config", str(config))
+        assert result.returncode == 0, result.stderr
+        assert "arn:aws:iam::000000000000:user/admin" in result.stdout
