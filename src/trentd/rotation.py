@@ -33,6 +33,7 @@ from pathlib import Path
 
 from .audit import _HMAC_AAD, HMAC_META
 from .auth.principals import _secret_aad
+from .kms.grant_rules import GRANT_TOKEN_AAD, GRANT_TOKEN_META
 from .runtime import CANARY_META, Settings, load_root_key, migrated
 from .store import rootkey
 from .store.keystores import secret_aad as xks_secret_aad
@@ -61,7 +62,8 @@ WRAPPED_COLUMNS = (
                   xks_secret_aad),
 )
 # meta rows whose value is base64 of a wrapped value, with the AAD each was wrapped with
-WRAPPED_META = {CANARY_META: CANARY_AAD, HMAC_META: _HMAC_AAD, TRANSFER_PRIVATE_META: _TRANSFER_AAD}
+WRAPPED_META = {CANARY_META: CANARY_AAD, HMAC_META: _HMAC_AAD, TRANSFER_PRIVATE_META: _TRANSFER_AAD,
+                GRANT_TOKEN_META: GRANT_TOKEN_AAD}
 
 
 def _open_store(settings: Settings):

@@ -256,7 +256,7 @@ def test_rotate_the_file_root_key_on_a_stopped_server(store_kind, tmp_path):
         result = _rotate(server, "--grace", "0")
         assert result["Provider"] == "file" and result["Retired"] == result["PreviousRootKeys"]
         assert result["Rewrapped"]["key_materials"] >= 5 and result["Rewrapped"]["access_keys"] == 2
-        assert result["Rewrapped"]["meta"] == 2  # the canary and the audit HMAC key
+        assert result["Rewrapped"]["meta"] == 3  # the canary, the audit HMAC key and the grant-token key
         new = key_file.read_bytes()
         assert len(new) == 32 and new != old and oct(key_file.stat().st_mode & 0o777) == "0o600"
         server.start()
