@@ -68,6 +68,12 @@ def server_now(server) -> float:
     return server.move_clock(advance_seconds=0)["now"]
 
 
+def user_aliases(kms, **kwargs) -> list[dict]:
+    """ListAliases without the predefined ``alias/aws/*`` entries that every account lists (AWS
+    managed keys, tests/e2e/test_managed_keys.py): what tests about the caller's own aliases check."""
+    return [a for a in kms.list_aliases(**kwargs)["Aliases"] if not a["AliasName"].startswith("alias/aws/")]
+
+
 def error_of(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
     """(error code, message) of a botocore ClientError."""
     err = excinfo.value

@@ -25,6 +25,8 @@ from ..store.changes import ChangeFeed
 from ..store.reset import empty_kms_state
 from ..store.rootkey import aad_for, stored_secret
 from ..xks.client import XksConnector
+from . import managed
+from .authorize import denied
 from .cache import CachedReads, KeyStateCache
 from .context_keys import condition_context
 from .grant_rules import GRANT_TOKEN_AAD, GRANT_TOKEN_META, check_grant_tokens
@@ -214,6 +216,10 @@ class Service:
         # Grant tokens are checked wherever a key is authorized, so also for a Decrypt whose key
         # comes from the ciphertext rather than from a KeyId.
         check_grant_tokens(tx, self.grant_token_key, (caller.request or {}).get("GrantTokens"))
+        if key.key_manager == "AWS" and not managed.allows(action):
+            # No policy change, state change or deletion of an AWS managed key, whatever any
+            # policy or grant says; AWS's answer is the one its key policy gives.
+            raise denied(caller, action, key.arn, f"because no resource-based policy allows the {action} action")
         if self.authorizer.allows_without_context(tx, caller, action, key):
             return
         self.authorizer.check_key(tx, caller, action, key, condition_context(tx, caller, action, key))
@@ -268,6 +274,8 @@ class Service:
         target = self._alias_target(tx, account, caller.region, name)
         key = target and self.live_key(tx, account, caller.region, target)
         if key is None:
+            if target is None and account == caller.account and managed.service_of(name):
+                raise managed.ManagedKeyMissing(name)  # created on first use: kms/keys.py
             raise not_found(f"Alias arn:aws:kms:{caller.region}:{account}:{name} is not found.")
         return key
 

@@ -18,7 +18,7 @@ from .sessions import SessionQueries
 
 _KEY_COLUMNS = (
     "account, region, key_id, created, description, key_spec, key_usage, origin, key_state, "
-    "deletion_date, multi_region, policy, current_material"
+    "deletion_date, multi_region, policy, current_material, key_manager"
 )
 
 
@@ -122,11 +122,11 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
     def insert_key(self, key: KeyRecord) -> None:
         self.count_key_change(key.account, key.region, +1)
         self.q(
-            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.account, key.region, key.key_id, key.created, key.description, key.key_spec,
                 key.key_usage, key.origin, key.key_state, key.deletion_date, int(key.multi_region),
-                key.policy, key.current_material,
+                key.policy, key.current_material, key.key_manager,
             ),
         )
 
