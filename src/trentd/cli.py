@@ -129,7 +129,7 @@ def serve(args) -> int:
     import uvicorn
 
     from .http.app import TrentApp
-    from .http.startup import PortUnavailable, banner, check_port
+    from .http.startup import CannotServe, banner, preflight
     from .runtime import open_runtime
     from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError
@@ -156,10 +156,10 @@ def serve(args) -> int:
     settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
     settings.console = not args.no_console
     try:
-        check_port(settings.host, settings.port)
-    except PortUnavailable as exc:
+        preflight(settings)
+    except CannotServe as exc:
         print(f"trentd: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.dev:
         print(DEV_WARNING, file=sys.stderr, flush=True)

@@ -116,6 +116,30 @@ def test_dsn_that_does_not_parse_is_one_line_exit_2(tmp_path):
     assert SECRET not in out.stderr
 
 
+def test_url_dsn_that_does_not_parse_has_its_password_masked(tmp_path):
+    out = serve("--database", f"postgresql://u:{SECRET}@db.example/kms?bogus=1",
+                "--root-key-file", str(write_root_key(tmp_path / "rk")), "--data-dir", str(tmp_path / "d"))
+    assert out.returncode == 2
+    assert one_line(out) == ('trentd: not a PostgreSQL DSN: postgresql://u:***@db.example/kms?bogus=1: '
+                             'invalid URI query parameter: "bogus"')
+
+
+def test_role_that_may_not_create_tables_is_one_line_exit_2(tmp_path, database):
+    import secrets
+
+    role = f"trentd_norights_{secrets.token_hex(4)}"
+    query(database.dsn, f'CREATE ROLE "{role}" LOGIN')  # PostgreSQL 15: no CREATE on schema public
+    try:
+        dsn = with_password(database.dsn, user=role)
+        out = serve("--database", dsn, "--root-key-file", str(write_root_key(tmp_path / "rk")),
+                    "--data-dir", str(tmp_path / "d"))
+    finally:
+        query(database.dsn, f'DROP ROLE "{role}"')
+    assert out.returncode == 2
+    assert one_line(out) == f"trentd: cannot migrate the store: {named(dsn)}: permission denied for schema public"
+    assert tables(database.dsn) == []
+
+
 def test_unknown_role_is_one_line_exit_2_with_the_password_masked(tmp_path):
     require_postgres()
     rk = str(write_root_key(tmp_path / "rk"))
@@ -263,6 +287,16 @@ def test_port_in_use_is_said_first_and_prints_no_secret(tmp_path):
     assert one_line(out) == f"trentd: cannot listen on 127.0.0.1:{port}: address already in use"
     assert "aws_secret_access_key" not in out.stdout + out.stderr
     assert not (tmp_path / "d").exists()  # nothing was initialised for a server that never served
+
+
+def test_tls_certificate_that_does_not_load_is_said_before_the_first_start(tmp_path):
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    out = trentd("serve", "--port", "1", "--data-dir", str(tmp_path / "d"), "--tls-cert", str(tmp_path / "cert.pem"),
+                 "--tls-key", str(tmp_path / "cert.pem"))
+    assert out.returncode == 2
+    assert one_line(out).startswith("trentd: cannot set up TLS: ")
+    assert "aws_secret_access_key" not in out.stdout + out.stderr
+    assert not (tmp_path / "d").exists()
 
 
 # --- stopping -----------------------------------------------------------------------------------

@@ -8,8 +8,27 @@ import socket
 WILDCARDS = ("", "0.0.0.0", "::")
 
 
-class PortUnavailable(Exception):
-    """host:port cannot be listened on (in use, not an address of this machine, not allowed)."""
+class CannotServe(Exception):
+    """What ``serve`` is asked to do cannot be done: said in one line, before anything is made."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def preflight(settings) -> None:
+    """What can fail after the store is opened, checked before it is: the port (exit 1: it may
+    be free later) and a certificate and key given (exit 2), so that no first-start credentials
+    are printed, and no store is made, for a server that would not serve. (A ``--tls-self-signed``
+    CA is made later, in the data dir, once the store has made it.)"""
+    check_port(settings.host, settings.port)
+    if settings.tls_cert:
+        from .tls import server_context_for
+
+        try:
+            server_context_for(settings.tls_cert, settings.tls_key)
+        except (OSError, ValueError) as exc:
+            raise CannotServe(f"cannot set up TLS: {exc}", 2) from None
 
 
 def check_port(host: str, port: int) -> None:
@@ -24,7 +43,7 @@ def check_port(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             reason = (exc.strerror or str(exc)).lower()
-            raise PortUnavailable(f"cannot listen on {_authority(host, port)}: {reason}") from None
+            raise CannotServe(f"cannot listen on {_authority(host, port)}: {reason}", 1) from None
 
 
 def banner(settings) -> str:

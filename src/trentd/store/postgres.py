@@ -64,7 +64,7 @@ TRANSIENT_FATAL = ("starting up", "shutting down", "in recovery", "too many clie
 def _mask(dsn: str) -> str:
     """A DSN that does not parse, with anything that looks like a password replaced by ***."""
     dsn = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn)
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", dsn)
+    return re.sub(r"(://[^/@:\s]*:).*@", r"\1***@", dsn)  # up to the last @: a password may hold one
 
 
 def parse_dsn(dsn: str) -> dict:
@@ -403,6 +403,9 @@ class PostgresStore:
             usable = True
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreUnavailable(f"postgres {self.where}: {str(exc).strip()}") from None
+        except psycopg.Error as exc:  # e.g. a role that may not create tables: the setup, not the moment
+            usable = True  # rolled back, the connection itself is fine
+            raise StoreConfigError(f"cannot migrate the store: {self.where}: {str(exc).splitlines()[0]}") from None
         finally:
             self._release(conn, usable)
         return applied
