@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import options
@@ -134,6 +135,7 @@ def serve(args) -> int:
 
     from .http import limits
     from .http.app import TrentApp
+    from .http.startup import CannotServe, banner, preflight
     from .runtime import open_runtime
     from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError
@@ -166,6 +168,11 @@ def serve(args) -> int:
     settings.xks_resolve = _xks_resolve(args.xks_resolve) or None
     settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
     settings.console = not args.no_console
+    try:
+        preflight(settings)
+    except CannotServe as exc:
+        print(f"trentd: {exc}", file=sys.stderr)
+        return exc.exit_code
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.dev:
         print(DEV_WARNING, file=sys.stderr, flush=True)
@@ -176,8 +183,9 @@ def serve(args) -> int:
     if warning:
         print(f"trentd: warning: {warning}", file=sys.stderr, flush=True)
     try:
-        runtime = open_runtime(settings, announce=lambda text: print(text, flush=True),
-                               show_secret=sys.stdout.isatty())
+        with _store_refusals():
+            runtime = open_runtime(settings, announce=lambda text: print(text, flush=True),
+                                   show_secret=sys.stdout.isatty())
     except RootKeyError as exc:
         print(f"trentd: refusing to start: {exc}", file=sys.stderr)
         return 2
@@ -202,9 +210,12 @@ def serve(args) -> int:
         os.environ["TRENTD_LOG_LEVEL"] = args.log_level
         runtime.store.close()
         runtime.root_key.close()  # each worker opens its own (an HSM session is per process)
+        print(banner(settings), flush=True)
         uvicorn.run("trentd.http.factory:app_from_env", factory=True, workers=settings.workers, **server_options)
     else:
-        uvicorn.run(TrentApp(runtime), **server_options)
+        app = TrentApp(runtime)
+        print(banner(settings), flush=True)
+        uvicorn.run(app, **server_options)
     return 0
 
 
@@ -215,7 +226,10 @@ def _edge_options(settings: Settings) -> dict:
     from .http import limits, tls
 
     limits.export(limits.Limits(header_timeout=settings.header_timeout, body_timeout=settings.body_timeout))
-    options = dict(http=limits.PROTOCOL, limit_concurrency=settings.limit_concurrency)
+    # A stop waits this long for requests in flight; idle keep-alive connections close at once
+    # (limits.GuardedHttpToolsProtocol.shutdown), so a SIGTERM stops within a second.
+    options = dict(http=limits.PROTOCOL, limit_concurrency=settings.limit_concurrency,
+                   timeout_graceful_shutdown=tls.GRACEFUL_SHUTDOWN_SECONDS)
     cert, key = settings.tls_cert, settings.tls_key
     if settings.tls_self_signed:
         paths = tls.ensure_self_signed(Path(settings.data_dir) / "tls", settings.host)
@@ -224,19 +238,29 @@ def _edge_options(settings: Settings) -> dict:
     if cert:
         tls.server_context_for(cert, key)  # fail here, with a clear message, rather than in each worker
         # The stdlib event loop, whose SSL transport can be made to send handshake alerts (http/tls.py).
-        # Closing an idle TLS connection waits up to 30 s for the client's close_notify, which an idle
-        # client never sends: bound the graceful shutdown so a stop or restart does not hang on it.
-        options.update(ssl_certfile=cert, ssl_keyfile=key, ssl_context_factory=tls.server_context, loop="asyncio",
-                       timeout_graceful_shutdown=tls.GRACEFUL_SHUTDOWN_SECONDS)
+        options.update(ssl_certfile=cert, ssl_keyfile=key, ssl_context_factory=tls.server_context, loop="asyncio")
     return options
+
+
+@contextmanager
+def _store_refusals():
+    """A store that cannot be used as configured (StoreConfigError): one line, exit 2."""
+    from .store.errors import StoreConfigError
+
+    try:
+        yield
+    except StoreConfigError as exc:
+        print(f"trentd: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _admin_store(args):
     from .runtime import open_runtime
 
     settings = Settings(data_dir=args.data_dir, database=args.database, **_root_key_settings(args))
-    return open_runtime(settings, announce=lambda text: print(text, file=sys.stderr),
-                        show_secret=sys.stderr.isatty())
+    with _store_refusals():  # never makes a store: a typo in --data-dir is refused
+        return open_runtime(settings, announce=lambda text: print(text, file=sys.stderr),
+                            show_secret=sys.stderr.isatty(), create=False)
 
 
 def _print(obj) -> int:
@@ -338,13 +362,15 @@ def root_key_cmd(args) -> int:
 
     settings = Settings(data_dir=args.data_dir, database=args.database, **_root_key_settings(args))
     progress = lambda text: print(f"trentd: {text}", file=sys.stderr, flush=True)  # noqa: E731
-    return _print(rotate(settings, grace=args.grace, keep_old=args.keep_old, progress=progress))
+    with _store_refusals():
+        return _print(rotate(settings, grace=args.grace, keep_old=args.keep_old, progress=progress))
 
 
 def migrate_cmd(args) -> int:
     from .runtime import make_store
 
-    store = make_store(Path(args.data_dir), args.database)
+    with _store_refusals():
+        store = make_store(Path(args.data_dir), args.database)
     try:
         return _print({"Applied": store.migrate(), "Store": store.kind})
     finally:

@@ -114,6 +114,12 @@ async def respond(send, status: int, body: bytes, content_type: bytes = JSON_TYP
     await send({"type": "http.response.body", "body": body})
 
 
+async def redirect(send, location: bytes) -> None:
+    headers = [(b"location", location), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 302, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class TrentApp:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -149,6 +155,8 @@ class TrentApp:
             return await self._reset(scope, receive, send)
         if self.console is not None and (path == "/console" or path.startswith("/console/")):
             return await self.console(scope, receive, send)
+        if path == "/" and method in ("GET", "HEAD") and self.console is not None:  # a browser at the root
+            return await redirect(send, b"/console/")
         await respond(send, 404, b'{"message":"Not Found"}', b"application/json")
 
     # --- the API: KMS (JSON 1.1) or STS (Query), chosen by the credential scope -----------------

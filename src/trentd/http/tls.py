@@ -34,7 +34,7 @@ TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 CA_DAYS = 3650
 SERVER_DAYS = 825  # the longest validity clients accept for a server certificate
 RENEW_BEFORE = dt.timedelta(days=30)
-GRACEFUL_SHUTDOWN_SECONDS = 5  # then connections still waiting for a client's close_notify are dropped
+GRACEFUL_SHUTDOWN_SECONDS = 5  # a stop waits this long for requests in flight, then cancels them
 
 
 def server_context_for(certfile: str, keyfile: str | None, password: str | None = None) -> ssl.SSLContext:

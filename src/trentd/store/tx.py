@@ -100,6 +100,13 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
             self.one("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trentd:scope:{account}:{region}",))
 
     # --- meta -----------------------------------------------------------------------------
+    def has_table(self, name: str) -> bool:
+        """Whether the schema has table ``name``: a start reads an empty or older store before it
+        migrates it, so that a refused start leaves the store as it found it."""
+        if self.engine == "postgres":
+            return self.one("SELECT to_regclass(?) IS NOT NULL", (name,))[0]
+        return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+
     def get_meta(self, name: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE name = ?", (name,))
         return row[0] if row else None
