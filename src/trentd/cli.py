@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def _trusted_proxies(value: str) -> str | None:
 def serve(args) -> int:
     import uvicorn
 
-    from .http import limits
+    from .http import limits, workers
     from .http.app import TrentApp
     from .runtime import open_runtime
     from .store.errors import StoreUnavailable
@@ -167,6 +168,9 @@ def serve(args) -> int:
     settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
     settings.console = not args.no_console
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SIGHUP reloads the TLS certificate once serving (http/tls.py). Until then it waits, blocked
+    # (its default action would end the process); spawned workers inherit the block.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     if settings.dev:
         print(DEV_WARNING, file=sys.stderr, flush=True)
     if settings.xks_resolve or settings.xks_ca_bundle:
@@ -202,7 +206,7 @@ def serve(args) -> int:
         os.environ["TRENTD_LOG_LEVEL"] = args.log_level
         runtime.store.close()
         runtime.root_key.close()  # each worker opens its own (an HSM session is per process)
-        uvicorn.run("trentd.http.factory:app_from_env", factory=True, workers=settings.workers, **server_options)
+        workers.run("trentd.http.factory:app_from_env", workers=settings.workers, **server_options)
     else:
         uvicorn.run(TrentApp(runtime), **server_options)
     return 0
