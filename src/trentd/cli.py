@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,7 +134,7 @@ def _trusted_proxies(value: str) -> str | None:
 def serve(args) -> int:
     import uvicorn
 
-    from .http import limits
+    from .http import limits, workers
     from .http.app import TrentApp
     from .http.startup import CannotServe, banner, preflight
     from .runtime import open_runtime
@@ -174,6 +175,9 @@ def serve(args) -> int:
         print(f"trentd: {exc}", file=sys.stderr)
         return exc.exit_code
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SIGHUP reloads the TLS certificate once serving (http/tls.py). Until then it waits, blocked
+    # (its default action would end the process); spawned workers inherit the block.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     if settings.dev:
         print(DEV_WARNING, file=sys.stderr, flush=True)
     if settings.xks_resolve or settings.xks_ca_bundle:
@@ -211,7 +215,7 @@ def serve(args) -> int:
         runtime.store.close()
         runtime.root_key.close()  # each worker opens its own (an HSM session is per process)
         print(banner(settings), flush=True)
-        uvicorn.run("trentd.http.factory:app_from_env", factory=True, workers=settings.workers, **server_options)
+        workers.run("trentd.http.factory:app_from_env", workers=settings.workers, **server_options)
     else:
         app = TrentApp(runtime)
         print(banner(settings), flush=True)

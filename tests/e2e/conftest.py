@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -79,3 +80,14 @@ def error_of(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
     err = excinfo.value
     assert isinstance(err, ClientError), err
     return err.response["Error"]["Code"], err.response["Error"].get("Message", "")
+
+
+def break_audit_dir(server: TrentdServer) -> Path:
+    """Make the audit log unwritable. Root ignores permissions, so: move the audit directory away
+    (the server notices its file is gone before the next batch) and put a plain file where the
+    directory must be re-created. Unlinking that file makes the log writable again."""
+    audit = server.data_dir / "audit"
+    moved = server.data_dir / "audit.moved"
+    audit.rename(moved)
+    audit.write_text("not a directory")
+    return moved

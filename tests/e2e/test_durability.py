@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import shutil
 import sqlite3
 import threading
 import time
@@ -22,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, pg_bin, require_postgres
+from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, require_cluster_tools, require_postgres
 from trentd.testing.server import TrentdServer
 
 from .conftest import user_aliases
@@ -171,26 +169,9 @@ def test_kill_9_under_concurrent_writes_loses_nothing_acknowledged(store):
 
 # --- the database stopped or hung -------------------------------------------------------------
 
-def _require_cluster_tools() -> None:
-    require_postgres()
-    missing = []
-    for tool in ("initdb", "pg_ctl"):
-        try:
-            pg_bin(tool)
-        except FileNotFoundError:
-            missing.append(tool)
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        missing.append("runuser")
-    if missing:
-        reason = f"a throwaway PostgreSQL cluster needs {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and {reason}", pytrace=False)
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def own_cluster():
-    _require_cluster_tools()
+    require_cluster_tools()
     cluster = ThrowawayCluster()
     try:
         cluster.start()

@@ -30,17 +30,9 @@ from trentd.testing import softhsm
 from trentd.testing.server import TrentdServer, free_port
 
 
-def _require_softhsm():
-    pytest.importorskip("pkcs11", reason="python-pkcs11 (the pkcs11 extra) is not installed")
-    if not softhsm.available():
-        if os.environ.get("CI"):
-            pytest.fail("CI is set and SoftHSM2 is not installed (scripts/test installs softhsm2)", pytrace=False)
-        pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-
-
 @pytest.fixture
 def token(tmp_path):
-    _require_softhsm()
+    softhsm.require_softhsm()
     return softhsm.SoftHsmToken.create(tmp_path / "hsm")
 
 
@@ -287,7 +279,7 @@ def test_rotate_the_pkcs11_root_key_on_a_stopped_server(hsm_server, token):
 def test_rotate_while_serving_without_errors(provider, tmp_path):
     token = None
     if provider == "pkcs11":
-        _require_softhsm()
+        softhsm.require_softhsm()
         token = softhsm.SoftHsmToken.create(tmp_path / "hsm")
     server = TrentdServer(dev=False, pkcs11=token, data_dir=tmp_path / "data")
     try:

@@ -29,8 +29,9 @@ from ..protocol.model import error_body, load_service
 from ..runtime import Runtime
 from ..store.rootkey import RootKeyError, RootKeyUnavailable
 from ..store.errors import StoreUnavailable
-from . import sts
+from . import sts, tls
 from .limits import Deadlines, read_capped
+from .ready import Readiness
 
 log = logging.getLogger("trentd.http")
 
@@ -132,6 +133,7 @@ class TrentApp:
         self._sweeper: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the lifespan started on
         self.audit = AuditLog.for_runtime(runtime)
+        self.readiness = Readiness(runtime, self.audit.sink)  # GET /readyz (http/ready.py)
         self.console = None  # the web console (trentd/console), unless --no-console
         if getattr(self.settings, "console", True):
             from ..console import Console
@@ -149,6 +151,9 @@ class TrentApp:
             return await self._api(scope, receive, send)
         if path == "/healthz" and method == "GET":
             return await respond(send, 200, b'{"status":"ok"}', b"application/json")
+        if path == "/readyz" and method == "GET":  # not audited: it reads nobody's keys
+            status, body = await self.readiness.answer(self._running_loop(), self.executor)
+            return await respond(send, status, body, b"application/json")
         if path == "/_trentd/clock" and self.settings.clock_movable:
             return await self._clock(scope, receive, send)
         if path in RESET_PATHS and self.settings.dev:
@@ -371,6 +376,7 @@ class TrentApp:
                 self._loop = asyncio.get_running_loop()
                 self.runtime.store.changes.start()  # caches follow other processes' writes
                 self._sweeper = asyncio.create_task(self._sweep_forever())
+                tls.reload_on_sighup(self._loop)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._sweeper:
