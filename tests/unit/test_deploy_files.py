@@ -226,6 +226,8 @@ def test_kubernetes_objects_agree_on_paths_ports_and_names():
     assert server["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert server["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert server["securityContext"]["readOnlyRootFilesystem"] is True and pod["securityContext"]["runAsNonRoot"]
+    # no TRENTD_PORT=tcp://… from the Service named trentd (trentd would ignore it, with a warning)
+    assert pod["enableServiceLinks"] is False and job_pod["enableServiceLinks"] is False
     assert objects["Deployment", "trentd"]["spec"]["replicas"] >= 2 and config["workers"] >= 2
     # the Job runs the image the Deployment runs; every Secret used is made in docs/deploy.md
     assert {c["image"] for c in job_pod["initContainers"] + job_pod["containers"]} == {server["image"]}
