@@ -371,14 +371,35 @@ def root_key_cmd(args) -> int:
 
 
 def migrate_cmd(args) -> int:
-    from .runtime import make_store
+    """Prepare the store before servers start (a migration job before a rollout): the schema, and
+    on an empty store the first start, when the root key is at hand (SQLite's own, or one
+    supplied). A shared database without a root key gets the schema alone."""
+    from .runtime import make_store, open_runtime
 
+    root_key_given = args.root_key_file or args.pkcs11_module or args.pkcs11_token
+    if args.database and not root_key_given:
+        with _store_refusals():
+            store = make_store(Path(args.data_dir), args.database)
+        try:
+            return _print({"Applied": store.migrate(), "Store": store.kind, "Initialised": _initialised(store)})
+        finally:
+            store.close()
+    settings = Settings(data_dir=args.data_dir, database=args.database, account=args.account,
+                        **_root_key_settings(args))
     with _store_refusals():
-        store = make_store(Path(args.data_dir), args.database)
+        runtime = open_runtime(settings, announce=lambda text: print(text, file=sys.stderr),
+                               show_secret=sys.stderr.isatty())
     try:
-        return _print({"Applied": store.migrate(), "Store": store.kind})
+        return _print({"Applied": list(runtime.migrations_applied), "Store": runtime.store.kind, "Initialised": True})
     finally:
-        store.close()
+        runtime.store.close()
+        runtime.root_key.close()
+
+
+def _initialised(store) -> bool:
+    from .runtime import INITIALIZED_META, store_state
+
+    return store_state(store)[INITIALIZED_META] is not None
 
 
 def config_cmd(args) -> int:
@@ -398,7 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_args(commands.add_parser("serve", help="serve the KMS API"))
-    _data_dir_arg(commands.add_parser("migrate", help="apply pending schema migrations"), root_key=False)
+    migrate = commands.add_parser("migrate", help="prepare the store: the schema, and with the root key at hand "
+                                                  "the first start (before servers start)")
+    _data_dir_arg(migrate)
+    options.add(migrate, "--account", default="000000000000",
+                help="the bootstrap administrator's account, made by the first start (as serve's --account)")
     config_parser = commands.add_parser("config", help="the configuration trentd serve would use")
     config_actions = config_parser.add_subparsers(dest="action", required=True)
     config_show = config_actions.add_parser("show", help="every option's value and its source (flag, environment, "

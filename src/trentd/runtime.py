@@ -85,6 +85,7 @@ class Runtime:
     clock: ServiceClock
     service: Service
     audit_hmac_key: bytes | None = None  # key of the audit log's salted hashes (audit/__init__.py)
+    migrations_applied: tuple[int, ...] = ()  # the schema versions this opening applied
 
 
 def make_store(data_dir: Path, database: str | None = None, pool_size: int | None = None, *,
@@ -238,7 +239,7 @@ def open_runtime(settings: Settings, *, announce=print, show_secret: bool = Fals
         try:
             if not first_start:
                 check_root_key(root_key, state[CANARY_META], store.where)
-            store.migrate()
+            applied = store.migrate()
             if first_start:
                 _first_start(settings, store, root_key, data_dir, announce, show_secret)
                 # Also after our own first start: another node may have won that race with another key.
@@ -254,7 +255,7 @@ def open_runtime(settings: Settings, *, announce=print, show_secret: bool = Fals
     service = Service(store, root_key, clock, Authorizer(store, dev=settings.dev))
     service.xks = XksConnector(resolve=settings.xks_resolve, ca_bundle=settings.xks_ca_bundle,
                                timeout=settings.xks_timeout)
-    return Runtime(settings, store, root_key, clock, service, audit.load_hmac_key(store, root_key))
+    return Runtime(settings, store, root_key, clock, service, audit.load_hmac_key(store, root_key), tuple(applied))
 
 
 def _first_start(settings: Settings, store, root_key, data_dir: Path, announce, show_secret: bool) -> None:

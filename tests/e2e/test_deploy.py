@@ -139,18 +139,20 @@ def test_the_kubernetes_procedure_over_postgres(tmp_path, certificate):
     require_postgres()
     root_key = write_root_key(tmp_path / "root.key")
     with ThrowawayDatabase() as database:
-        # The Job: migrate, then an admin command does the first start in the pod's throwaway dir.
+        # The Job: migrate, which with the root key at hand also does the first start, in the
+        # pod's throwaway dir.
         job_dir = tmp_path / "job-data"
         job_env = clean_environment(TRENTD_DATABASE=database.dsn, TRENTD_DATA_DIR=str(job_dir))
         job_config = kubernetes_config(tmp_path, root_key, certificate, "job")
-        migrated = json.loads(admin_command("migrate", config=job_config, env=job_env).stdout)
-        assert migrated["Store"] == "postgres" and migrated["Applied"]
-        first_start = admin_command("access-keys", "list", config=job_config, env=job_env)
-        [first_key] = json.loads(first_start.stdout)["AccessKeys"]
-        assert first_key["Principal"] == ADMIN
+        first_start = admin_command("migrate", config=job_config, env=job_env)
+        migrated = json.loads(first_start.stdout)
+        assert migrated["Store"] == "postgres" and migrated["Applied"] and migrated["Initialised"] is True
         assert "first start" in first_start.stderr and "The secret is not printed" in first_start.stderr
         first_secret = (job_dir / "admin-credentials").read_text().split("aws_secret_access_key = ")[1].split()[0]
         assert first_secret not in first_start.stdout + first_start.stderr  # not in the Job's log
+        listed = admin_command("access-keys", "list", config=job_config, env=job_env)
+        [first_key] = json.loads(listed.stdout)["AccessKeys"]
+        assert first_key["Principal"] == ADMIN
         shutil.rmtree(job_dir)  # the pod's emptyDir goes with it
         # the Job of the next rollout finds nothing to do
         assert json.loads(admin_command("migrate", config=job_config, env=job_env).stdout)["Applied"] == []

@@ -205,7 +205,7 @@ def test_kubernetes_objects_agree_on_paths_ports_and_names():
     job_pod = objects["Job", "trentd-migrate"]["spec"]["template"]["spec"]
     [server] = pod["containers"]
     # the key, the certificate and the data dir are where trentd.toml and the image look for them
-    for container in pod["containers"] + job_pod["initContainers"] + job_pod["containers"]:
+    for container in pod["containers"] + job_pod.get("initContainers", []) + job_pod["containers"]:
         mounts = _mounts(container)
         assert Path(config["root-key-file"]).parent == Path(mounts["root-key"])
         assert mounts["data"] == "/data" and mounts["config"] == "/etc/trentd/trentd.toml"
