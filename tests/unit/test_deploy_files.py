@@ -205,7 +205,7 @@ def test_kubernetes_objects_agree_on_paths_ports_and_names():
     job_pod = objects["Job", "trentd-migrate"]["spec"]["template"]["spec"]
     [server] = pod["containers"]
     # the key, the certificate and the data dir are where trentd.toml and the image look for them
-    for container in pod["containers"] + job_pod.get("initContainers", []) + job_pod["containers"]:
+    for container in pod["containers"] + job_pod["containers"]:
         mounts = _mounts(container)
         assert Path(config["root-key-file"]).parent == Path(mounts["root-key"])
         assert mounts["data"] == "/data" and mounts["config"] == "/etc/trentd/trentd.toml"
@@ -230,8 +230,8 @@ def test_kubernetes_objects_agree_on_paths_ports_and_names():
     assert pod["enableServiceLinks"] is False and job_pod["enableServiceLinks"] is False
     assert objects["Deployment", "trentd"]["spec"]["replicas"] >= 2 and config["workers"] >= 2
     # the Job runs the image the Deployment runs; every Secret used is made in docs/deploy.md
-    assert {c["image"] for c in job_pod["initContainers"] + job_pod["containers"]} == {server["image"]}
-    assert job_pod["initContainers"][0]["args"][0] == "migrate"
+    assert {c["image"] for c in job_pod["containers"]} == {server["image"]}
+    assert [c["args"][0] for c in job_pod["containers"]] == ["migrate"]  # which also does the first start
     doc = DOC.read_text()
     for secret in _secret_names(pod) | _secret_names(job_pod):
         assert re.search(rf"kubectl -n trentd create secret \w+ {secret} ", doc), secret
