@@ -110,9 +110,9 @@ def json_run(tmp_path_factory):
             kms.describe_key(KeyId="alias/no-such-alias")
         calls["missing"] = missing.value
         calls["sts"] = server.client("sts", access_key="111122223333", secret_key="unused").get_caller_identity()
-        # every process has logged its hook's lines (3 each) and every request has its line
+        # every process has logged its hook's lines (the uncaught exception last) and every request its line
         wait_for(lambda: json_lines(server),
-                 lambda lines: len({l["process"] for l in lines if l["logger"] == "py.warnings"}) == 3
+                 lambda lines: len({l["process"] for l in lines if l["message"].startswith("uncaught")}) == 3
                  and all(any(l.get("request_id") == request_id(c) for l in lines) for c in calls.values()))
         parent = server.process.pid
         server.stop()  # SIGTERM: the supervisor's and workers' shutdown lines
@@ -253,3 +253,31 @@ def test_refusals_and_option_warnings_are_json_lines_too(tmp_path):
         ("WARNING", "trentd", ("trentd: ignoring TRENTD_PORT=tcp://10.0.0.1:4599 (a service link Kubernetes "
                                "injects, not a trentd setting)")),
         ("ERROR", "trentd", "trentd: --tls-cert and --tls-key go together")]
+
+
+def test_workers_sharing_one_pipe_never_interleave(tmp_path):
+    """Two workers write their access lines to one pipe at once: each line arrives whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = TrentdServer(workers=2, extra_args=("--log-format", "json"))
+    args = server.serve_args()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    chunks: list[bytes] = []
+    reader = ThreadPoolExecutor(1).submit(lambda: chunks.extend(iter(lambda: process.stdout.read(65536), b"")))
+    try:
+        server.process = process
+        wait_for(lambda: b"".join(chunks), lambda out: out.count(b"Application startup complete") == 2, 30)
+        kms = server.client(access_key="111122223333", secret_key="unused")
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda _: request_id(kms.list_keys()), range(200)))
+        wait_for(lambda: b"".join(chunks), lambda out: all(i.encode() in out for i in ids))
+    finally:
+        server.stop()
+        reader.result(10)
+        server.cleanup()
+    lines = b"".join(chunks).splitlines(keepends=True)
+    parsed = [json.loads(line) for line in lines]  # a line split by another would not parse
+    assert all(len(line) <= LINE_MAX for line in lines)
+    access = [line for line in parsed if line["logger"] == "trentd.access"]
+    assert sorted(line["request_id"] for line in access) == sorted(ids)
+    assert len({line["process"] for line in access}) == 2  # both workers wrote
