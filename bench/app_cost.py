@@ -10,6 +10,7 @@ prints µs per request (wall and CPU of all threads). Switches take parts away t
     .venv/bin/python bench/app_cost.py --profile            # cProfile of the run, by total time
     .venv/bin/python bench/app_cost.py --profile --sort cumulative --top 80
     .venv/bin/python bench/app_cost.py --operation Decrypt  # or GenerateDataKey
+    .venv/bin/python bench/app_cost.py --access-log 2>/dev/null  # --log-format json with its access log
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from trentd import logs
 from trentd.http.app import TrentApp
 from trentd.kms import api
 from trentd.runtime import Settings, open_runtime
@@ -72,7 +74,11 @@ async def start(app) -> tuple[asyncio.Queue, asyncio.Task]:
 
 async def main(args) -> None:
     data_dir = tempfile.mkdtemp(prefix="trentd-app-cost-")
-    runtime = open_runtime(Settings(data_dir=data_dir), announce=lambda text: None)
+    settings = Settings(data_dir=data_dir)
+    if args.access_log:  # as `serve --log-format json` (its access log on): lines go to stderr
+        logs.setup("json", "info")
+        settings.log_format, settings.access_log = "json", True
+    runtime = open_runtime(settings, announce=lambda text: None)
     app = TrentApp(runtime)
     profile = configparser.ConfigParser()
     profile.read(f"{data_dir}/admin-credentials")
@@ -126,6 +132,7 @@ if __name__ == "__main__":
                         help="the call measured (Encrypt: 64 bytes)")
     parser.add_argument("--no-audit-sink", action="store_true")
     parser.add_argument("--stub-handler", action="store_true")
+    parser.add_argument("--access-log", action="store_true", help="JSON logs with the access log (stderr)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="cProfile order: tottime, cumulative, ... (with --profile)")
     parser.add_argument("--top", type=int, default=40, help="functions printed (with --profile)")

@@ -13,7 +13,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import options
+from . import logs, options
 from .runtime import Settings
 
 DEV_WARNING = """\
@@ -78,6 +78,10 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     add("--test-clock", switch=True, help="allow POST /_trentd/clock to move the service clock (implied by --dev)")
     add("--max-clock-skew", type=int, default=300, help="seconds a request's signing time may differ from ours (AWS: 300)")
     add("--log-level", default="info", help="debug, info, warning or error")
+    add("--log-format", default="text", type=logs.log_format, choices=logs.FORMATS,
+        help="text, or json: every line one JSON object of at most 4 KiB (docs/operations.md)")
+    add("--access-log", switch=True, negatable=True, shown_default="on with --log-format json, off with text",
+        help="one line per API request: request id, operation, principal, source IP, status, error code, duration")
     add("--database-pool-size", type=int, default=10, metavar="N",
         help="with --database: at most N connections per process (each worker has its own pool)")
     add("--audit-fail-open", switch=True,
@@ -141,6 +145,10 @@ def serve(args) -> int:
     from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError
 
+    # Before anything is printed: in json mode every line, from here on, is a JSON object.
+    logs.setup(args.log_format, args.log_level)
+    for text in getattr(args, "_warnings", ()):  # from reading the options (options.resolve)
+        logs.notice(text, logging.WARNING, sys.stderr)
     settings = Settings(host=args.host, port=args.port, data_dir=args.data_dir, dev=args.dev, account=args.account,
                         region=args.region, workers=args.workers, test_clock=args.test_clock,
                         max_clock_skew=args.max_clock_skew, database=args.database,
@@ -148,22 +156,26 @@ def serve(args) -> int:
                         **_root_key_settings(args))
     settings.audit_fail_open, settings.audit_stdout = args.audit_fail_open, args.audit_stdout
     settings.audit_max_bytes = args.audit_max_bytes
+    settings.log_format = args.log_format
+    # On by default with JSON (where a collector wants it); off with text, keeping its cost out of
+    # the default configuration's hot path.
+    settings.access_log = args.log_format == "json" if args.access_log is None else args.access_log
     if bool(args.tls_cert) != bool(args.tls_key):
-        print("trentd: --tls-cert and --tls-key go together", file=sys.stderr)
+        _fail("trentd: --tls-cert and --tls-key go together")
         return 2
     if args.tls_cert and args.tls_self_signed:  # argparse sees only flags; a variable or the file may set both
-        print("trentd: choose one of --tls-cert and --tls-self-signed", file=sys.stderr)
+        _fail("trentd: choose one of --tls-cert and --tls-self-signed")
         return 2
     try:
         proxies = _trusted_proxies(args.trusted_proxies)
     except ValueError as exc:
-        print(f"trentd: --trusted-proxies: {exc}", file=sys.stderr)
+        _fail(f"trentd: --trusted-proxies: {exc}")
         return 2
     settings.tls_cert, settings.tls_key, settings.tls_self_signed = args.tls_cert, args.tls_key, args.tls_self_signed
     settings.limit_concurrency = args.limit_concurrency or None
     settings.header_timeout, settings.body_timeout = args.header_timeout, args.body_timeout
     if not args.keep_alive_timeout > 0:
-        print("trentd: --keep-alive-timeout must be a positive number of seconds", file=sys.stderr)
+        _fail("trentd: --keep-alive-timeout must be a positive number of seconds")
         return 2
     settings.keep_alive_timeout = args.keep_alive_timeout
     settings.xks_resolve = _xks_resolve(args.xks_resolve) or None
@@ -172,29 +184,29 @@ def serve(args) -> int:
     try:
         preflight(settings)
     except CannotServe as exc:
-        print(f"trentd: {exc}", file=sys.stderr)
+        _fail(f"trentd: {exc}")
         return exc.exit_code
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # SIGHUP reloads the TLS certificate once serving (http/tls.py). Until then it waits, blocked
     # (its default action would end the process); spawned workers inherit the block.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     if settings.dev:
-        print(DEV_WARNING, file=sys.stderr, flush=True)
+        logs.notice(DEV_WARNING, logging.WARNING, sys.stderr)
     if settings.xks_resolve or settings.xks_ca_bundle:
-        print("trentd: --xks-resolve/--xks-ca-bundle are for tests and development only: XKS proxies are "
-              "reached at other addresses or trusted through a private CA", file=sys.stderr, flush=True)
+        logs.notice("trentd: --xks-resolve/--xks-ca-bundle are for tests and development only: XKS proxies are "
+                    "reached at other addresses or trusted through a private CA", logging.WARNING, sys.stderr)
     warning = limits.raise_open_files_limit(settings.limit_concurrency)
     if warning:
-        print(f"trentd: warning: {warning}", file=sys.stderr, flush=True)
+        logs.notice(f"trentd: warning: {warning}", logging.WARNING, sys.stderr)
     try:
         with _store_refusals():
-            runtime = open_runtime(settings, announce=lambda text: print(text, flush=True),
-                                   show_secret=sys.stdout.isatty())
+            # The secret only on a terminal, and never in JSON, which is meant for a log collector.
+            runtime = open_runtime(settings, announce=logs.notice,
+                                   show_secret=sys.stdout.isatty() and not logs.json_mode())
     except RootKeyError as exc:
-        print(f"trentd: refusing to start: {exc}", file=sys.stderr)
+        _fail(f"trentd: refusing to start: {exc}")
         return 2
     except StoreUnavailable as exc:
-        print(f"trentd: cannot open the store: {exc}", file=sys.stderr)
+        _fail(f"trentd: cannot open the store: {exc}")
         return 1
     # X-Forwarded-For/-Proto only from the proxies named: uvicorn by default believes them from
     # 127.0.0.1, so any local process could choose the address that aws:SourceIp and the audit
@@ -206,21 +218,28 @@ def serve(args) -> int:
         server_options.update(_edge_options(settings))
     except (OSError, ValueError) as exc:
         runtime.store.close()
-        print(f"trentd: cannot set up TLS: {exc}", file=sys.stderr)
+        _fail(f"trentd: cannot set up TLS: {exc}")
         return 2
+    if logs.json_mode():  # uvicorn's own lines (start, supervisor, shutdown) as JSON too, in every process
+        server_options["log_config"] = logs.logging_config(args.log_level)
     if settings.workers > 1:
         # Workers are separate processes: each opens the (already initialised) data dir itself.
         os.environ["TRENTD_SETTINGS_JSON"] = settings.to_json()
         os.environ["TRENTD_LOG_LEVEL"] = args.log_level
         runtime.store.close()
         runtime.root_key.close()  # each worker opens its own (an HSM session is per process)
-        print(banner(settings), flush=True)
+        logs.notice(banner(settings))
         workers.run("trentd.http.factory:app_from_env", workers=settings.workers, **server_options)
     else:
         app = TrentApp(runtime)
-        print(banner(settings), flush=True)
+        logs.notice(banner(settings))
         uvicorn.run(app, **server_options)
     return 0
+
+
+def _fail(text: str) -> None:
+    """Why ``serve`` stops (or a warning about how it runs): stderr, or a JSON line."""
+    logs.notice(text, logging.ERROR, sys.stderr)
 
 
 def _edge_options(settings: Settings) -> dict:
@@ -238,7 +257,7 @@ def _edge_options(settings: Settings) -> dict:
     if settings.tls_self_signed:
         paths = tls.ensure_self_signed(Path(settings.data_dir) / "tls", settings.host)
         cert, key = str(paths.cert), str(paths.key)
-        print(f"trentd: HTTPS with a private CA; clients trust it with AWS_CA_BUNDLE={paths.ca}", flush=True)
+        logs.notice(f"trentd: HTTPS with a private CA; clients trust it with AWS_CA_BUNDLE={paths.ca}")
     if cert:
         tls.server_context_for(cert, key)  # fail here, with a clear message, rather than in each worker
         # The stdlib event loop, whose SSL transport can be made to send handshake alerts (http/tls.py).
@@ -254,7 +273,7 @@ def _store_refusals():
     try:
         yield
     except StoreConfigError as exc:
-        print(f"trentd: {exc}", file=sys.stderr)
+        logs.notice(f"trentd: {exc}", logging.ERROR, sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -494,11 +513,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    warnings: list[str] = []
     try:
-        return options.resolve(args)
-    except options.ConfigError as exc:
+        args = options.resolve(args, warn=warnings.append)
+    except options.ConfigError as exc:  # before the log format is known: plain lines
+        for text in warnings:
+            print(text, file=sys.stderr, flush=True)
         print(f"trentd: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if args.command == "serve":  # serve prints them once it knows the format (--log-format)
+        args._warnings = warnings
+    else:
+        for text in warnings:
+            print(text, file=sys.stderr, flush=True)
+    return args
 
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
@@ -532,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (ValueError, OSError, RootKeyError, StoreUnavailable) as exc:
-        print(f"trentd: {exc}", file=sys.stderr)
+        logs.notice(f"trentd: {exc}", logging.ERROR, sys.stderr)  # as printed, but in JSON from serve --log-format json
         return 1
 
 

@@ -65,9 +65,12 @@ def boolean(text: str) -> bool:
 
 def add(parser: argparse.ArgumentParser, flag: str, *, default: Any = None, type: Callable[[str], Any] = str,
         switch: bool = False, repeat: bool = False, help: str | None = None, variable: str | None = None,
-        mask: Callable[[Any], Any] | None = None, **argparse_options) -> None:
+        mask: Callable[[Any], Any] | None = None, negatable: bool = False, shown_default: str | None = None,
+        **argparse_options) -> None:
     """Declare ``--flag`` on ``parser``, mirrored by ``TRENTD_<FLAG>`` (or ``variable``); a
-    ``repeat`` option's variable is comma-separated."""
+    ``repeat`` option's variable is comma-separated. A ``negatable`` switch also has ``--no-FLAG``
+    (its variable stays ``TRENTD_<FLAG>``, set to a false word); ``shown_default`` is the default
+    as help words it, for one that depends on other options."""
     name = flag[2:]
     dest = name.replace("-", "_")
     variable = variable or f"TRENTD_{dest.upper()}"
@@ -77,8 +80,11 @@ def add(parser: argparse.ArgumentParser, flag: str, *, default: Any = None, type
     # specs of its own options (argument groups share their parser's defaults).
     parser.set_defaults(**{_SPEC_PREFIX + dest: spec})
     shown = ("off" if not default else "on") if switch else ("none" if default in (None, [], "") else default)
-    help_text = f"{help + ' ' if help else ''}(default: {shown}; environment: {variable})"
-    if switch:
+    help_text = f"{help + ' ' if help else ''}(default: {shown_default or shown}; environment: {variable})"
+    if switch and negatable:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text,
+                            **argparse_options)
+    elif switch:
         parser.add_argument(flag, action="store_true", default=None, help=help_text, **argparse_options)
     elif repeat:
         parser.add_argument(flag, action="append", default=None, type=type, help=help_text, **argparse_options)

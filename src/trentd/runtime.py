@@ -64,6 +64,8 @@ class Settings:
     xks_ca_bundle: str | None = None  # TEST ONLY: also trust this CA (PEM) for XKS proxies
     xks_timeout: float = 1.0  # seconds per XKS proxy call (AWS: 0.25)
     console: bool = True  # the web console under /console/ (--no-console turns it off; docs/console.md)
+    log_format: str = "text"  # text, or json: one JSON object a line (trentd/logs.py)
+    access_log: bool = False  # one line per API request (http/access.py)
 
     @property
     def clock_movable(self) -> bool:

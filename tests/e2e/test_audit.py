@@ -324,7 +324,18 @@ def encodings(secret: bytes) -> set[bytes]:
     return {form for form in forms if len(form) >= 8}
 
 
-def test_canary_never_logged(server, kms, key, tmp_path):
+@pytest.fixture(scope="module", params=["text", "json"])
+def logged_server(request):
+    """A server that also writes an access log, in each format, at the debug level: the canary
+    test reads its output as well as its audit files."""
+    with TrentdServer(dev=False, extra_args=("--log-format", request.param, "--access-log", "--log-level", "debug")) as srv:
+        yield srv
+
+
+def test_canary_never_logged(logged_server, tmp_path):
+    server = logged_server
+    kms = server.client()
+    key = kms.create_key()["KeyMetadata"]
     canary = b"CANARY-" + os.urandom(24)
     arn, access_key, secret = make_user(server, "audit-canary", ALLOW_ALL, tmp_path)
     user = server.client(access_key=access_key, secret_key=secret)
@@ -361,6 +372,12 @@ def test_canary_never_logged(server, kms, key, tmp_path):
     user.verify(KeyId=sign_key, Message=canary, Signature=signature, SigningAlgorithm="ECDSA_SHA_256")
     secrets_seen.append(signature)
     user.retire_grant(GrantToken=token)
+    # the access log is written by a thread of its own: wait for the last call's line
+    last = request_id(user.describe_key(KeyId=key["KeyId"]))
+    deadline = time.monotonic() + 10
+    while last not in server.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert last in server.logs() and request_id(granted) in server.logs()
 
     files = audit_files(server)
     corpus = {str(p): p.read_bytes() for p in files}

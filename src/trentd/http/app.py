@@ -139,6 +139,11 @@ class TrentApp:
             from ..console import Console
 
             self.console = Console(self)
+        self.access = None  # the access log (http/access.py), when --access-log
+        if getattr(self.settings, "access_log", False):
+            from .access import AccessLog
+
+            self.access = AccessLog()
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
@@ -205,6 +210,9 @@ class TrentApp:
         except AuditUnavailable:
             err = internal(AUDIT_UNAVAILABLE)
             status, out = sts.error(err, request_id) if sts_call else (err.status, error_body(err))
+            exchange.error_code = err.code  # the code the caller sees, for the access log
+        if self.access is not None:
+            self.access.record(exchange, status)
         await respond(send, status, out, sts.XML_TYPE if sts_call else JSON_TYPE, request_id, close)
 
     def _running_loop(self):
@@ -387,6 +395,8 @@ class TrentApp:
                     log.exception("could not write last-use times at shutdown")
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 await asyncio.get_running_loop().run_in_executor(None, self.audit.close)
+                if self.access is not None:  # the last requests' lines are written before the exit
+                    await asyncio.get_running_loop().run_in_executor(None, self.access.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -3,16 +3,15 @@ parent already initialised, from the settings the parent put in the environment.
 
 from __future__ import annotations
 
-import logging
 import os
 
+from .. import logs
 from ..runtime import Settings, open_runtime
 from .app import TrentApp
 
 
 def app_from_env() -> TrentApp:
     # A spawned worker inherits the environment but not the parent's logging setup.
-    logging.basicConfig(level=os.environ.get("TRENTD_LOG_LEVEL", "info").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_json(os.environ["TRENTD_SETTINGS_JSON"])
+    logs.setup(settings.log_format, os.environ.get("TRENTD_LOG_LEVEL", "info"))
     return TrentApp(open_runtime(settings, announce=lambda text: None))
