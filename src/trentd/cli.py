@@ -101,6 +101,9 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     add("--xks-timeout", type=float, default=1.0, metavar="SECONDS",
         help="seconds each call to an external key store proxy may take (AWS: 0.25)")
     add("--no-console", switch=True, help="do not serve the web console under /console/ (docs/console.md)")
+    add("--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics at GET /metrics on this port, a listener of its own (none: no metrics)")
+    add("--metrics-host", default="127.0.0.1", metavar="HOST", help="listen address of --metrics-port")
     # Test and development only: reach XKS proxies that are not at their public name.
     add("--xks-resolve", repeat=True, default=[], metavar="FQDN=HOST:PORT",
         help="TEST ONLY: connect to HOST:PORT for the XKS proxy endpoint https://FQDN "
@@ -166,6 +169,11 @@ def serve(args) -> int:
     settings.xks_resolve = _xks_resolve(args.xks_resolve) or None
     settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
     settings.console = not args.no_console
+    settings.metrics_port, settings.metrics_host = args.metrics_port, args.metrics_host
+    if settings.metrics_port is not None and not (0 < settings.metrics_port < 65536
+                                                  and settings.metrics_port != settings.port):
+        print("trentd: --metrics-port must be a port from 1 to 65535 other than --port", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.dev:
         print(DEV_WARNING, file=sys.stderr, flush=True)
@@ -184,6 +192,11 @@ def serve(args) -> int:
     except StoreUnavailable as exc:
         print(f"trentd: cannot open the store: {exc}", file=sys.stderr)
         return 1
+    problem = _start_metrics(settings)
+    if problem:
+        runtime.store.close()
+        print(f"trentd: {problem}", file=sys.stderr)
+        return 2
     # X-Forwarded-For/-Proto only from the proxies named: uvicorn by default believes them from
     # 127.0.0.1, so any local process could choose the address that aws:SourceIp and the audit
     # trail see, and make aws:SecureTransport true over plain HTTP.
@@ -206,6 +219,21 @@ def serve(args) -> int:
     else:
         uvicorn.run(TrentApp(runtime), **server_options)
     return 0
+
+
+def _start_metrics(settings: Settings) -> str | None:
+    """--metrics-port: the listener, in this (the parent) process, over a freshly emptied
+    DATA_DIR/metrics that the workers write to (http/exporter.py). A problem, or None."""
+    if settings.metrics_port is None:
+        return None  # and prometheus_client is never imported
+    from .http import exporter
+
+    try:
+        exporter.start(settings.metrics_host, settings.metrics_port, exporter.prepare(settings.data_dir))
+    except OSError as exc:
+        return f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}"
+    print(f"trentd: Prometheus metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics", flush=True)
+    return None
 
 
 def _edge_options(settings: Settings) -> dict:

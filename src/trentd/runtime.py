@@ -63,6 +63,8 @@ class Settings:
     xks_ca_bundle: str | None = None  # TEST ONLY: also trust this CA (PEM) for XKS proxies
     xks_timeout: float = 1.0  # seconds per XKS proxy call (AWS: 0.25)
     console: bool = True  # the web console under /console/ (--no-console turns it off; docs/console.md)
+    metrics_port: int | None = None  # Prometheus metrics listener (http/exporter.py); None: metrics off
+    metrics_host: str = "127.0.0.1"
 
     @property
     def clock_movable(self) -> bool:
