@@ -13,6 +13,7 @@ shows it).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from trentd.testing.server import TrentdServer, free_port
 
+from .test_audit import break_audit_dir
 from .test_protocol import exchange, send
 
 ACCOUNT = "314159265358"
@@ -50,6 +52,15 @@ def scrape(port: int, path: str = "/metrics") -> tuple[int, str, str]:
             return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.headers.get("Content-Type", ""), err.read().decode()
+
+
+def kms_request(server: TrentdServer, target: str, body: dict):
+    """A signed KMS request, whatever the answer (send() refuses a 500)."""
+    data = json.dumps(body).encode()
+    request = AWSRequest(method="POST", url=server.url + "/", data=data,
+                         headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials(ACCOUNT, "dev-secret"), "kms", "us-east-1").add_auth(request)
+    return exchange(server.url, "POST", dict(request.headers), data)
 
 
 def sts_action(server: TrentdServer, action: str):
@@ -332,3 +343,35 @@ def test_a_metrics_port_that_cannot_be_used_refuses_to_start(case, tmp_path):
     else:
         assert f"trentd: cannot serve metrics on 127.0.0.1:{metrics_port}: [Errno 98] Address already in use" \
             in done.stderr, done.stderr
+
+
+def test_audit_failures_and_evictions_are_counted():
+    """An audit directory that cannot be written (fail-closed: 500) and idle connections closed
+    to make room at --limit-concurrency show in their counters."""
+    port = free_port()
+    args = ("--metrics-port", str(port), "--limit-concurrency", "3", "--header-timeout", "60")
+    with TrentdServer(extra_args=args) as server:
+        key = send(server, "TrentService.CreateKey", account=ACCOUNT).json["KeyMetadata"]["KeyId"]
+        encrypt = {"KeyId": key, "Plaintext": "eA=="}
+        moved = break_audit_dir(server)
+        refused = kms_request(server, "TrentService.Encrypt", encrypt)  # a 500: not through send()
+        assert refused.status == 500 and refused.error[1] == "KMSInternalException"
+        (server.data_dir / "audit").unlink()  # writable again: the next request recovers
+        assert send(server, "TrentService.Encrypt", encrypt, account=ACCOUNT).status == 200
+        assert moved.is_dir()
+        # uvicorn counts a new connection itself: at --limit-concurrency 3 the third of these
+        # silent connections, and each one after it, closes the oldest idle one.
+        silent = []
+        try:
+            for _ in range(5):
+                silent.append(socket.create_connection(("127.0.0.1", server.port)))
+                time.sleep(0.3)
+            found = samples(scrape(port)[2])
+        finally:
+            for sock in silent:
+                sock.close()
+    assert value(found, "trentd_connections_evicted_total") == 3
+    assert value(found, "trentd_audit_write_failures_total") >= 1
+    assert value(found, "trentd_requests_total", service="kms", operation="Encrypt",
+                 outcome="KMSInternalException") == 1
+    assert value(found, "trentd_requests_total", service="kms", operation="Encrypt", outcome="ok") == 1

@@ -26,6 +26,7 @@ from .. import metrics
 # The classic text format, which every Prometheus 2.x and promtool reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PID_OF_FILE = re.compile(r"_(\d+)\.db$")
+_forgetting = threading.Lock()  # two scrapes at once must not remove the same files
 
 
 def prepare(data_dir: str | os.PathLike) -> Path:
@@ -66,13 +67,15 @@ class _Handler(BaseHTTPRequestHandler):
     directory: Path
     server_version = "trentd"
     sys_version = ""
+    timeout = 10  # seconds a scraper's socket may stay silent: a stalled client frees its thread
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         if self.path.split("?", 1)[0] != "/metrics":
             return self._answer(404, b"Not Found\n")
         from prometheus_client import generate_latest
 
-        forget_dead_processes(self.directory)
+        with _forgetting:
+            forget_dead_processes(self.directory)
         self._answer(200, generate_latest(self.registry), CONTENT_TYPE)
 
     def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
