@@ -33,9 +33,11 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
+from trentd.testing.postgres import ThrowawayDatabase
 from trentd.testing.server import TrentdServer, free_port
 
 from .test_audit import break_audit_dir
+from .test_durability import own_cluster  # noqa: F401 - a PostgreSQL cluster of this module's own
 from .test_protocol import exchange, send
 
 ACCOUNT = "314159265358"
@@ -375,3 +377,32 @@ def test_audit_failures_and_evictions_are_counted():
     assert value(found, "trentd_requests_total", service="kms", operation="Encrypt",
                  outcome="KMSInternalException") == 1
     assert value(found, "trentd_requests_total", service="kms", operation="Encrypt", outcome="ok") == 1
+
+
+def test_a_database_outage_shows_in_store_errors(own_cluster):  # noqa: F811 - the imported fixture
+    """PostgreSQL stopped: the refused call is counted with its retryable error, the failed
+    transactions under the engine, the background jobs' failed runs by job."""
+    database = ThrowawayDatabase(own_cluster.dsn)
+    port = free_port()
+    server = TrentdServer(database=database.dsn, extra_args=("--metrics-port", str(port)))
+    try:
+        server.start()
+        key = send(server, "TrentService.CreateKey", account=ACCOUNT).json["KeyMetadata"]["KeyId"]
+        own_cluster.stop()
+        try:
+            refused = kms_request(server, "TrentService.DescribeKey", {"KeyId": key})  # once: no SDK retries
+            assert refused.status == 500 and refused.error[1] == "DependencyTimeoutException", refused
+            assert eventually(lambda: value(samples(scrape(port)[2]), "trentd_background_job_failures_total",
+                                            job="keys.sweep_deletions") >= 1)
+            found = samples(scrape(port)[2])
+        finally:
+            own_cluster.start()
+    finally:
+        server.cleanup()
+        database.drop()
+    assert value(found, "trentd_requests_total", service="kms", operation="DescribeKey",
+                 outcome="DependencyTimeoutException") == 1
+    assert value(found, "trentd_store_errors_total", engine="postgres") >= 1
+    assert value(found, "trentd_store_errors_total", engine="postgres") <= value(
+        found, "trentd_store_transaction_seconds_count", engine="postgres", mode="read") + value(
+        found, "trentd_store_transaction_seconds_count", engine="postgres", mode="write")
