@@ -72,8 +72,9 @@ class Metrics:
         self.audit_write_seconds = histogram("trentd_audit_write_seconds", "Time of one audit batch's durable write")
         self.audit_write_failures = counter("trentd_audit_write_failures_total",
                                             "Audit batches that could not be written")
-        self.store_seconds = histogram("trentd_store_transaction_seconds", "Store transactions, by engine and "
-                                       "mode (read or write)", ("engine", "mode"))
+        self.store_seconds = histogram("trentd_store_call_duration_seconds",
+                                       "Store calls (transactions), by engine and mode (read or write)",
+                                       ("engine", "mode"))
         self.store_errors = counter("trentd_store_errors_total", "Store transactions that failed for the "
                                     "database (unreachable, deadline, engine error)", ("engine",))
         self.cache_hits = counter("trentd_cache_hits_total", "Hot-path cache lookups answered from memory", ("cache",))

@@ -197,7 +197,7 @@ def test_one_scrape_sums_every_worker(metrics_server, load):
     assert value(found, "trentd_audit_batches_total") == value(found, "trentd_audit_batch_events_count") >= 1
     assert value(found, "trentd_audit_write_seconds_count") == value(found, "trentd_audit_batches_total")
     assert value(found, "trentd_audit_write_failures_total") == 0
-    assert value(found, "trentd_store_transaction_seconds_count", engine="sqlite", mode="write") >= 1
+    assert value(found, "trentd_store_call_duration_seconds_count", engine="sqlite", mode="write") >= 1
     assert value(found, "trentd_store_errors_total", engine="sqlite") == 0
     assert value(found, "trentd_cache_hits_total", cache="keys") >= 1
     assert value(found, "trentd_cache_misses_total", cache="keys") >= 1
@@ -324,9 +324,9 @@ def test_one_process_on_postgres_counts_its_engine():
         kms.encrypt(KeyId=key, Plaintext=b"x")
         found = samples(scrape(port)[2])
     assert value(found, "trentd_requests_total", service="kms", operation="Encrypt", outcome="ok") == 1
-    assert value(found, "trentd_store_transaction_seconds_count", engine="postgres", mode="write") >= 1
+    assert value(found, "trentd_store_call_duration_seconds_count", engine="postgres", mode="write") >= 1
     assert value(found, "trentd_store_errors_total", engine="postgres") == 0
-    assert total(found, "trentd_store_transaction_seconds_count", engine="sqlite") == 0
+    assert total(found, "trentd_store_call_duration_seconds_count", engine="sqlite") == 0
 
 
 @pytest.mark.parametrize("case", ["api-port", "port-in-use"])
@@ -404,5 +404,5 @@ def test_a_database_outage_shows_in_store_errors(own_cluster):  # noqa: F811 - t
                  outcome="DependencyTimeoutException") == 1
     assert value(found, "trentd_store_errors_total", engine="postgres") >= 1
     assert value(found, "trentd_store_errors_total", engine="postgres") <= value(
-        found, "trentd_store_transaction_seconds_count", engine="postgres", mode="read") + value(
-        found, "trentd_store_transaction_seconds_count", engine="postgres", mode="write")
+        found, "trentd_store_call_duration_seconds_count", engine="postgres", mode="read") + value(
+        found, "trentd_store_call_duration_seconds_count", engine="postgres", mode="write")
