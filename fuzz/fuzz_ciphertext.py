@@ -10,8 +10,8 @@ with atheris.instrument_imports():
     from trentd.crypto import envelope
 
 BACKING_KEY = os.urandom(32)
-SEED = envelope.encrypt(envelope.Header("111122223333", "1234abcd-12ab-34cd-56ef-1234567890ab", os.urandom(32)),
-                        BACKING_KEY, b"seed", {"a": "b"})
+HEADER = envelope.header_for("111122223333", "1234abcd-12ab-34cd-56ef-1234567890ab", os.urandom(32).hex())
+SEED = envelope.encrypt(HEADER, BACKING_KEY, b"seed", {"a": "b"})
 
 
 def test_one_input(data: bytes) -> None:

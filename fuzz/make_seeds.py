@@ -25,7 +25,7 @@ def write(target: str, name: str, data: bytes) -> None:
 
 
 def main() -> int:
-    header = envelope.Header("111122223333", "1234abcd-12ab-34cd-56ef-1234567890ab", os.urandom(32))
+    header = envelope.header_for("111122223333", "1234abcd-12ab-34cd-56ef-1234567890ab", os.urandom(32).hex())
     write("ciphertext", "blob", envelope.encrypt(header, os.urandom(32), b"seed", {"a": "b"}))
     write("ciphertext", "blob-no-context", envelope.encrypt(header, os.urandom(32), b"", None))
 

@@ -8,7 +8,9 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import options
@@ -135,8 +137,9 @@ def _trusted_proxies(value: str) -> str | None:
 def serve(args) -> int:
     import uvicorn
 
-    from .http import limits
+    from .http import limits, workers
     from .http.app import TrentApp
+    from .http.startup import CannotServe, banner, check_port, preflight
     from .runtime import open_runtime
     from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError
@@ -174,7 +177,17 @@ def serve(args) -> int:
                                                   and settings.metrics_port != settings.port):
         print("trentd: --metrics-port must be a port from 1 to 65535 other than --port", file=sys.stderr)
         return 2
+    try:
+        preflight(settings)
+        if settings.metrics_port is not None:  # said first too; bound for good once the store is open
+            check_port(settings.metrics_host, settings.metrics_port)
+    except CannotServe as exc:
+        print(f"trentd: {exc}", file=sys.stderr)
+        return exc.exit_code
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SIGHUP reloads the TLS certificate once serving (http/tls.py). Until then it waits, blocked
+    # (its default action would end the process); spawned workers inherit the block.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     if settings.dev:
         print(DEV_WARNING, file=sys.stderr, flush=True)
     if settings.xks_resolve or settings.xks_ca_bundle:
@@ -184,8 +197,9 @@ def serve(args) -> int:
     if warning:
         print(f"trentd: warning: {warning}", file=sys.stderr, flush=True)
     try:
-        runtime = open_runtime(settings, announce=lambda text: print(text, flush=True),
-                               show_secret=sys.stdout.isatty())
+        with _store_refusals():
+            runtime = open_runtime(settings, announce=lambda text: print(text, flush=True),
+                                   show_secret=sys.stdout.isatty())
     except RootKeyError as exc:
         print(f"trentd: refusing to start: {exc}", file=sys.stderr)
         return 2
@@ -193,10 +207,10 @@ def serve(args) -> int:
         print(f"trentd: cannot open the store: {exc}", file=sys.stderr)
         return 1
     problem = _start_metrics(settings)
-    if problem:
+    if problem:  # taken since the check above
         runtime.store.close()
         print(f"trentd: {problem}", file=sys.stderr)
-        return 2
+        return 1
     # X-Forwarded-For/-Proto only from the proxies named: uvicorn by default believes them from
     # 127.0.0.1, so any local process could choose the address that aws:SourceIp and the audit
     # trail see, and make aws:SecureTransport true over plain HTTP.
@@ -215,9 +229,12 @@ def serve(args) -> int:
         os.environ["TRENTD_LOG_LEVEL"] = args.log_level
         runtime.store.close()
         runtime.root_key.close()  # each worker opens its own (an HSM session is per process)
-        uvicorn.run("trentd.http.factory:app_from_env", factory=True, workers=settings.workers, **server_options)
+        print(banner(settings), flush=True)
+        workers.run("trentd.http.factory:app_from_env", workers=settings.workers, **server_options)
     else:
-        uvicorn.run(TrentApp(runtime), **server_options)
+        app = TrentApp(runtime)
+        print(banner(settings), flush=True)
+        uvicorn.run(app, **server_options)
     return 0
 
 
@@ -243,7 +260,10 @@ def _edge_options(settings: Settings) -> dict:
     from .http import limits, tls
 
     limits.export(limits.Limits(header_timeout=settings.header_timeout, body_timeout=settings.body_timeout))
-    options = dict(http=limits.PROTOCOL, limit_concurrency=settings.limit_concurrency)
+    # A stop waits this long for requests in flight; idle keep-alive connections close at once
+    # (limits.GuardedHttpToolsProtocol.shutdown), so a SIGTERM stops within a second.
+    options = dict(http=limits.PROTOCOL, limit_concurrency=settings.limit_concurrency,
+                   timeout_graceful_shutdown=tls.GRACEFUL_SHUTDOWN_SECONDS)
     cert, key = settings.tls_cert, settings.tls_key
     if settings.tls_self_signed:
         paths = tls.ensure_self_signed(Path(settings.data_dir) / "tls", settings.host)
@@ -252,19 +272,29 @@ def _edge_options(settings: Settings) -> dict:
     if cert:
         tls.server_context_for(cert, key)  # fail here, with a clear message, rather than in each worker
         # The stdlib event loop, whose SSL transport can be made to send handshake alerts (http/tls.py).
-        # Closing an idle TLS connection waits up to 30 s for the client's close_notify, which an idle
-        # client never sends: bound the graceful shutdown so a stop or restart does not hang on it.
-        options.update(ssl_certfile=cert, ssl_keyfile=key, ssl_context_factory=tls.server_context, loop="asyncio",
-                       timeout_graceful_shutdown=tls.GRACEFUL_SHUTDOWN_SECONDS)
+        options.update(ssl_certfile=cert, ssl_keyfile=key, ssl_context_factory=tls.server_context, loop="asyncio")
     return options
+
+
+@contextmanager
+def _store_refusals():
+    """A store that cannot be used as configured (StoreConfigError): one line, exit 2."""
+    from .store.errors import StoreConfigError
+
+    try:
+        yield
+    except StoreConfigError as exc:
+        print(f"trentd: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _admin_store(args):
     from .runtime import open_runtime
 
     settings = Settings(data_dir=args.data_dir, database=args.database, **_root_key_settings(args))
-    return open_runtime(settings, announce=lambda text: print(text, file=sys.stderr),
-                        show_secret=sys.stderr.isatty())
+    with _store_refusals():  # never makes a store: a typo in --data-dir is refused
+        return open_runtime(settings, announce=lambda text: print(text, file=sys.stderr),
+                            show_secret=sys.stderr.isatty(), create=False)
 
 
 def _print(obj) -> int:
@@ -366,17 +396,40 @@ def root_key_cmd(args) -> int:
 
     settings = Settings(data_dir=args.data_dir, database=args.database, **_root_key_settings(args))
     progress = lambda text: print(f"trentd: {text}", file=sys.stderr, flush=True)  # noqa: E731
-    return _print(rotate(settings, grace=args.grace, keep_old=args.keep_old, progress=progress))
+    with _store_refusals():
+        return _print(rotate(settings, grace=args.grace, keep_old=args.keep_old, progress=progress))
 
 
 def migrate_cmd(args) -> int:
-    from .runtime import make_store
+    """Prepare the store before servers start (a migration job before a rollout): the schema, and
+    on an empty store the first start, when the root key is at hand (SQLite's own, or one
+    supplied). A shared database without a root key gets the schema alone."""
+    from .runtime import make_store, open_runtime
 
-    store = make_store(Path(args.data_dir), args.database)
+    root_key_given = args.root_key_file or args.pkcs11_module or args.pkcs11_token
+    if args.database and not root_key_given:
+        with _store_refusals():
+            store = make_store(Path(args.data_dir), args.database)
+        try:
+            return _print({"Applied": store.migrate(), "Store": store.kind, "Initialised": _initialised(store)})
+        finally:
+            store.close()
+    settings = Settings(data_dir=args.data_dir, database=args.database, account=args.account,
+                        **_root_key_settings(args))
+    with _store_refusals():
+        runtime = open_runtime(settings, announce=lambda text: print(text, file=sys.stderr),
+                               show_secret=sys.stderr.isatty())
     try:
-        return _print({"Applied": store.migrate(), "Store": store.kind})
+        return _print({"Applied": list(runtime.migrations_applied), "Store": runtime.store.kind, "Initialised": True})
     finally:
-        store.close()
+        runtime.store.close()
+        runtime.root_key.close()
+
+
+def _initialised(store) -> bool:
+    from .runtime import INITIALIZED_META, store_state
+
+    return store_state(store)[INITIALIZED_META] is not None
 
 
 def config_cmd(args) -> int:
@@ -396,7 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _serve_args(commands.add_parser("serve", help="serve the KMS API"))
-    _data_dir_arg(commands.add_parser("migrate", help="apply pending schema migrations"), root_key=False)
+    migrate = commands.add_parser("migrate", help="prepare the store: the schema, and with the root key at hand "
+                                                  "the first start (before servers start)")
+    _data_dir_arg(migrate)
+    options.add(migrate, "--account", default="000000000000",
+                help="the bootstrap administrator's account, made by the first start (as serve's --account)")
     config_parser = commands.add_parser("config", help="the configuration trentd serve would use")
     config_actions = config_parser.add_subparsers(dest="action", required=True)
     config_show = config_actions.add_parser("show", help="every option's value and its source (flag, environment, "

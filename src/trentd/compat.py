@@ -40,6 +40,9 @@ NOTES = {
                     "safety check unless BypassPolicyLockoutSafetyCheck.",
     "ListRetirableGrants": "Grants on other accounts' keys are listed when RetiringPrincipal is in the caller's "
                            "account; for any other principal only grants on the caller's own keys.",
+    "ListAliases": "Lists the predefined alias/aws/<service> aliases of 14 services, without TargetKeyId until "
+                   "their AWS managed key exists; naming one in DescribeKey (or any operation that takes an alias) "
+                   "creates that key.",
     "GenerateRandom": "CustomKeyStoreId of an external key store: UnsupportedOperationException, as AWS (only "
                       "CloudHSM key stores generate random bytes); unknown id: CustomKeyStoreNotFoundException.",
 }

@@ -33,7 +33,18 @@ from pathlib import Path
 
 from .audit import _HMAC_AAD, HMAC_META
 from .auth.principals import _secret_aad
-from .runtime import CANARY_META, Settings, load_root_key, migrated
+from .kms.grant_rules import GRANT_TOKEN_AAD, GRANT_TOKEN_META
+from .runtime import (
+    CANARY_META,
+    INITIALIZED_META,
+    Settings,
+    check_root_key,
+    load_root_key,
+    migrated,
+    no_store,
+    store_state,
+    uninitialised,
+)
 from .store import rootkey
 from .store.keystores import secret_aad as xks_secret_aad
 from .store.rootkey import CANARY_AAD, ROOT_KEY_META, RootKeyError, aad_for, describe
@@ -61,7 +72,8 @@ WRAPPED_COLUMNS = (
                   xks_secret_aad),
 )
 # meta rows whose value is base64 of a wrapped value, with the AAD each was wrapped with
-WRAPPED_META = {CANARY_META: CANARY_AAD, HMAC_META: _HMAC_AAD, TRANSFER_PRIVATE_META: _TRANSFER_AAD}
+WRAPPED_META = {CANARY_META: CANARY_AAD, HMAC_META: _HMAC_AAD, TRANSFER_PRIVATE_META: _TRANSFER_AAD,
+                GRANT_TOKEN_META: GRANT_TOKEN_AAD}
 
 
 def _open_store(settings: Settings):
@@ -73,9 +85,16 @@ def _open_store(settings: Settings):
         from .store.sqlite import SQLiteStore
 
         data_dir = Path(settings.data_dir)
-        if not (data_dir / "trentd.db").exists():
-            raise RootKeyError(f"no trentd store in {data_dir}")
+        if not (data_dir / "trentd.db").is_file():
+            raise no_store(data_dir, None, "trentd.db does not exist")
         store = SQLiteStore(data_dir / "trentd.db", deadline_seconds=ROTATION_DEADLINE_SECONDS)
+    try:
+        store.check()
+        if store_state(store)[INITIALIZED_META] is None:  # never migrate (make) a store that is not one
+            raise uninitialised(settings)
+    except BaseException:
+        store.close()
+        raise
     return migrated(store)
 
 
@@ -139,7 +158,7 @@ def rotate(settings: Settings, *, grace: float = DEFAULT_GRACE_SECONDS, keep_old
             canary = tx.get_meta(CANARY_META)
         if canary is None:
             raise RootKeyError("the store is not initialised: start trentd on it once first")
-        rootkey.check_canary(ring, base64.b64decode(canary))
+        check_root_key(ring, canary, store.where)
         old_ids = [k for k in ring.key_ids()]
         # 1. stage
         new_key = ring.provider.create_key()

@@ -20,6 +20,7 @@ from .clock import ServiceClock
 from .kms.authorize import Authorizer
 from .kms.service import Service
 from .store import rootkey
+from .store.errors import StoreConfigError
 from .store.sqlite import SQLiteStore
 from .xks.client import XksConnector
 
@@ -86,20 +87,80 @@ class Runtime:
     clock: ServiceClock
     service: Service
     audit_hmac_key: bytes | None = None  # key of the audit log's salted hashes (audit/__init__.py)
+    migrations_applied: tuple[int, ...] = ()  # the schema versions this opening applied
 
 
-def make_store(data_dir: Path, database: str | None = None, pool_size: int | None = None) -> SQLiteStore | PostgresStore:
-    """The store a node uses: PostgreSQL when a DSN is given, else SQLite under the data dir."""
+def make_store(data_dir: Path, database: str | None = None, pool_size: int | None = None, *,
+               create: bool = True) -> SQLiteStore | PostgresStore:
+    """The store a node uses: PostgreSQL when a DSN is given, else SQLite under the data dir;
+    reached once (``check``) so that a store that cannot be used fails here, in one line.
+    ``create=False`` (admin commands): never make a data dir or a SQLite file."""
     if database:
         from .store.postgres import POOL_MAX, PostgresStore
 
-        return PostgresStore(database, max_size=pool_size or POOL_MAX)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=datadir.DIR_MODE)
-    return SQLiteStore(data_dir / "trentd.db")
+        store = PostgresStore(database, max_size=pool_size or POOL_MAX)
+    else:
+        if create:
+            _ensure_dir(data_dir)
+        elif not (data_dir / "trentd.db").is_file():
+            raise no_store(data_dir, None, "trentd.db does not exist")
+        store = SQLiteStore(data_dir / "trentd.db")
+    try:
+        store.check()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
-def open_store(data_dir: Path, database: str | None = None, pool_size: int | None = None) -> SQLiteStore | PostgresStore:
-    return migrated(make_store(data_dir, database, pool_size))
+def make_data_dir(data_dir: Path) -> None:
+    """The data dir, made (0700) if missing, and everything in it private (datadir.py)."""
+    _ensure_dir(data_dir)
+    datadir.make_private(data_dir)
+
+
+def _ensure_dir(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=datadir.DIR_MODE)
+    except FileExistsError:
+        raise StoreConfigError(f"cannot use the data dir {data_dir}: it is not a directory") from None
+    except OSError as exc:
+        raise StoreConfigError(f"cannot use the data dir {data_dir}: {exc.strerror or exc}") from None
+
+
+def no_store(data_dir: Path, database: str | None, why: str) -> StoreConfigError:
+    """An admin command's refusal to work on a store that does not exist: it would make one."""
+    if database:
+        from .store.postgres import redact
+
+        return StoreConfigError(f"no trentd store in {redact(database)} ({why}); "
+                                f"`trentd serve --database DSN --root-key-file FILE` initialises it")
+    return StoreConfigError(f"no trentd store in {data_dir} ({why}); `trentd serve --data-dir {data_dir}` creates one")
+
+
+def uninitialised(settings: Settings) -> StoreConfigError:
+    why = "the database is not initialised" if settings.database else "trentd.db is not initialised"
+    return no_store(Path(settings.data_dir), settings.database, why)
+
+
+def store_state(store) -> dict[str, str | None]:
+    """The meta values a start decides on, read without migrating (an empty store has no meta
+    table yet): whether the store is initialised, and its root-key canary."""
+    with store.read() as tx:
+        if not tx.has_table("meta"):
+            return {INITIALIZED_META: None, CANARY_META: None}
+        return {name: tx.get_meta(name) for name in (INITIALIZED_META, CANARY_META)}
+
+
+def check_root_key(root_key: rootkey.RootKeyRing, canary: str, where: str) -> None:
+    """Refuse a root key that cannot unwrap the store's canary: it is not the store's root key."""
+    try:
+        rootkey.check_canary(root_key, base64.b64decode(canary))
+    except rootkey.RootKeyUnavailable:
+        raise
+    except rootkey.RootKeyError:
+        raise rootkey.RootKeyError(f"this root key does not match the store ({where}): "
+                                   "it cannot unwrap the store's canary") from None
 
 
 def migrated(store):
@@ -157,27 +218,34 @@ def load_root_key(settings: Settings, first_start: bool, store=None) -> rootkey.
         raise
 
 
-def open_runtime(settings: Settings, *, announce=print, show_secret: bool = False) -> Runtime:
+def open_runtime(settings: Settings, *, announce=print, show_secret: bool = False, create: bool = True) -> Runtime:
     """Open (and on first start, initialise) the data dir. ``announce`` tells the person starting
     the server where the administrator's credentials are; the secret itself only with
-    ``show_secret`` (a terminal: under systemd or in a container the output is a kept log)."""
+    ``show_secret`` (a terminal: under systemd or in a container the output is a kept log).
+    Everything that can refuse the start (the store unreachable, no root key or the wrong one)
+    is checked before the store is migrated, so a refused start leaves it as it found it.
+    ``create=False`` (admin commands): refuse a store that is not initialised, never make one."""
     data_dir = Path(settings.data_dir)
     key_file = _root_key_file(settings)
-    if key_file is not None:  # before the data dir is tightened: its root.key is refused, not fixed
+    if key_file is not None and key_file.exists():  # before the data dir is tightened: refused, not fixed
         rootkey.check_file_mode(key_file)
-    datadir.make_private(data_dir)
-    store = open_store(data_dir, settings.database, settings.database_pool_size)
+    if create or data_dir.is_dir():
+        make_data_dir(data_dir)
+    store = make_store(data_dir, settings.database, settings.database_pool_size, create=create)
     try:
-        with store.read() as tx:
-            first_start = tx.get_meta(INITIALIZED_META) is None
+        state = store_state(store)
+        first_start = state[INITIALIZED_META] is None
+        if first_start and not create:
+            raise uninitialised(settings)
         root_key = load_root_key(settings, first_start, store)
         try:
+            if not first_start:
+                check_root_key(root_key, state[CANARY_META], store.where)
+            applied = store.migrate()
             if first_start:
                 _first_start(settings, store, root_key, data_dir, announce, show_secret)
-            with store.read() as tx:
-                canary = tx.get_meta(CANARY_META)
-            # Also after our own first start: another node may have won that race with another key.
-            rootkey.check_canary(root_key, base64.b64decode(canary))
+                # Also after our own first start: another node may have won that race with another key.
+                check_root_key(root_key, store_state(store)[CANARY_META], store.where)
             root_key.current()  # the key new values are wrapped under must be at hand too
         except BaseException:
             root_key.close()
@@ -189,7 +257,7 @@ def open_runtime(settings: Settings, *, announce=print, show_secret: bool = Fals
     service = Service(store, root_key, clock, Authorizer(store, dev=settings.dev))
     service.xks = XksConnector(resolve=settings.xks_resolve, ca_bundle=settings.xks_ca_bundle,
                                timeout=settings.xks_timeout)
-    return Runtime(settings, store, root_key, clock, service, audit.load_hmac_key(store, root_key))
+    return Runtime(settings, store, root_key, clock, service, audit.load_hmac_key(store, root_key), tuple(applied))
 
 
 def _first_start(settings: Settings, store, root_key, data_dir: Path, announce, show_secret: bool) -> None:

@@ -25,6 +25,13 @@ def trentd(*args: str, env: dict | None = None, ok: bool = True) -> subprocess.C
     return result
 
 
+def new_instance(data_dir) -> str:
+    """A new instance's data dir: served once, since admin commands never make a store."""
+    with TrentdServer(dev=False, data_dir=data_dir):
+        pass
+    return str(data_dir)
+
+
 @pytest.fixture(scope="module")
 def source():
     with TrentdServer(dev=False) as srv:
@@ -113,8 +120,7 @@ def test_import_on_another_root_key_decrypts_old_ciphertext(exported, source, ta
 
 
 def test_bundle_opens_only_for_its_recipients(exported, tmp_path):
-    other = tmp_path / "other"
-    trentd("migrate", "--data-dir", str(other))
+    other = new_instance(tmp_path / "other")
     refused = trentd("keys", "import", str(exported["bundle"]), "--data-dir", str(other), ok=False)
     assert refused.returncode == 1 and "not for this instance" in refused.stderr
     wrong = trentd("keys", "import", str(exported["bundle"]), "--data-dir", str(other), "--passphrase-env", "P",
@@ -130,7 +136,7 @@ def test_altered_bundle_is_refused(exported, tmp_path):
     bundle = json.loads(exported["bundle"].read_text())
     bundle["summary"]["keys"] = bundle["summary"]["keys"][:1]
     (tmp_path / "altered.json").write_text(json.dumps(bundle))
-    other = tmp_path / "other"
+    other = new_instance(tmp_path / "other")
     result = trentd("keys", "import", str(tmp_path / "altered.json"), "--data-dir", str(other), "--passphrase-env",
                     "P", env={"P": "correct horse battery staple"}, ok=False)
     assert result.returncode == 1 and "modified" in result.stderr
@@ -138,7 +144,7 @@ def test_altered_bundle_is_refused(exported, tmp_path):
 
 def test_transfer_key_survives_root_key_rotation(tmp_path):
     """The transfer key's private half is wrapped under the root key: rotation rewraps it."""
-    data = str(tmp_path / "data")
+    data = new_instance(tmp_path / "data")
     before = json.loads(trentd("keys", "transfer-key", "--data-dir", data).stdout)["Fingerprint"]
     trentd("root-key", "rotate", "--grace", "0", "--data-dir", data)
     after = json.loads(trentd("keys", "transfer-key", "--data-dir", data).stdout)["Fingerprint"]

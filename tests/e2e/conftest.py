@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -68,8 +69,25 @@ def server_now(server) -> float:
     return server.move_clock(advance_seconds=0)["now"]
 
 
+def user_aliases(kms, **kwargs) -> list[dict]:
+    """ListAliases without the predefined ``alias/aws/*`` entries that every account lists (AWS
+    managed keys, tests/e2e/test_managed_keys.py): what tests about the caller's own aliases check."""
+    return [a for a in kms.list_aliases(**kwargs)["Aliases"] if not a["AliasName"].startswith("alias/aws/")]
+
+
 def error_of(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
     """(error code, message) of a botocore ClientError."""
     err = excinfo.value
     assert isinstance(err, ClientError), err
     return err.response["Error"]["Code"], err.response["Error"].get("Message", "")
+
+
+def break_audit_dir(server: TrentdServer) -> Path:
+    """Make the audit log unwritable. Root ignores permissions, so: move the audit directory away
+    (the server notices its file is gone before the next batch) and put a plain file where the
+    directory must be re-created. Unlinking that file makes the log writable again."""
+    audit = server.data_dir / "audit"
+    moved = server.data_dir / "audit.moved"
+    audit.rename(moved)
+    audit.write_text("not a directory")
+    return moved

@@ -23,6 +23,8 @@ from botocore.exceptions import ClientError
 
 from trentd.testing.server import TrentdServer
 
+from .conftest import break_audit_dir
+
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CLOUDTRAIL_FIELDS = ("eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
@@ -414,16 +416,6 @@ def test_verify_detects_tampering(server, kms, key, tmp_path):
 
 
 # --- fail-closed / fail-open -------------------------------------------------------------------------
-def break_audit_dir(srv: TrentdServer) -> Path:
-    """Root ignores permissions, so: move the audit directory away (the server notices its file is
-    gone before the next batch) and put a plain file where the directory must be re-created."""
-    audit = srv.data_dir / "audit"
-    moved = srv.data_dir / "audit.moved"
-    audit.rename(moved)
-    audit.write_text("not a directory")
-    return moved
-
-
 def test_fail_closed_refuses_then_recovers():
     with TrentdServer(dev=False) as srv:
         kms = srv.client()

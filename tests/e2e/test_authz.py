@@ -224,6 +224,11 @@ KEY_POLICY_CASES = [
          alice_if("kms:Encrypt", {"StringEquals": {EC: "backup"}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})),
     Case("context-key-part-case-insensitive", "Encrypt", enc({"PURPOSE": "backup"}), OK,
          alice_if("kms:Encrypt", {"StringEquals": {"kms:EncryptionContext:Purpose": "backup"}})),
+    # two context keys differing only in case: which one the condition reads is ambiguous (deny)
+    Case("context-key-collision", "Encrypt", enc({"PURPOSE": "secret", "purpose": "backup"}), DENY_R,
+         alice_if("kms:Encrypt", {"StringEquals": {EC: "backup"}})),
+    Case("context-key-collision-other-order", "Encrypt", enc({"purpose": "backup", "PURPOSE": "secret"}), DENY_R,
+         alice_if("kms:Encrypt", {"StringEquals": {EC: "backup"}})),
     Case("condition-key-name-case-insensitive", "Encrypt", enc({"purpose": "backup"}), OK,
          alice_if("kms:Encrypt", {"StringEquals": {"KMS:encryptioncontext:PURPOSE": "backup"}})),
     Case("string-equals-ignore-case", "Encrypt", enc({"purpose": "backup"}), OK,

@@ -111,3 +111,17 @@ def test_a_new_key_is_usable_on_every_worker_and_node_at_once(cluster):
     key_id = kmses[0].create_key()["KeyMetadata"]["KeyId"]
     # Misses are never cached: no waiting for a poll.
     assert set(on_all(kmses, lambda kms: kms.generate_data_key(KeyId=key_id, KeySpec="AES_256"))) == {"ok"}
+
+
+def test_a_grant_token_works_on_every_worker_and_node_at_once(cluster):
+    """Grant tokens carry a MAC under one per-deployment key (kept in the store), so a token made
+    through any worker or node is accepted by all, and a changed one by none."""
+    account = new_account()
+    kmses = clients(cluster, account)
+    key_id = kmses[0].create_key()["KeyMetadata"]["KeyId"]
+    token = kmses[-1].create_grant(KeyId=key_id, GranteePrincipal=f"arn:aws:iam::{account}:root",
+                                   Operations=["Encrypt"])["GrantToken"]
+    forged = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    encrypt = lambda kms, tokens: kms.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=tokens)  # noqa: E731
+    assert set(on_all(kmses, lambda kms: encrypt(kms, [token]))) == {"ok"}
+    assert set(on_all(kmses, lambda kms: encrypt(kms, [forged]))) == {"InvalidGrantTokenException"}

@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,6 @@ def test_a_loose_data_dir_is_tightened_at_start_with_one_line_per_change(tmp_pat
         server.start()
         exercise(server)
         server.stop()
-        (data_dir / "notes.txt").write_text("an operator's file")
         loosened = {}
         for name, mode in modes(data_dir).items():
             path = data_dir / name
@@ -69,6 +69,10 @@ def test_a_loose_data_dir_is_tightened_at_start_with_one_line_per_change(tmp_pat
             new = 0o755 if path.is_dir() else 0o640 if name == "root.key" else 0o644
             os.chmod(path, new)
             loosened[str(path.resolve())] = (f"{new:04o}", "0700" if path.is_dir() else "0600")
+        notes = data_dir / "notes"  # not trentd's: left as the operator made it
+        notes.mkdir(mode=0o755)
+        (notes / "run.sh").write_text("#!/bin/sh\n")
+        os.chmod(notes / "run.sh", 0o755)
         server.log_path.write_text("")
         server.start()
         exercise(server)
@@ -76,7 +80,10 @@ def test_a_loose_data_dir_is_tightened_at_start_with_one_line_per_change(tmp_pat
         assert sorted(path for path, _, _ in lines) == sorted(loosened)  # one line per change, no more
         assert {path: (old, new) for path, old, new in lines} == loosened
         for name, mode in modes(data_dir).items():
-            assert mode == (0o700 if (data_dir / name).is_dir() else 0o600), (name, oct(mode))
+            if name.startswith("notes"):
+                assert mode == 0o755, (name, oct(mode))
+            else:
+                assert mode == (0o700 if (data_dir / name).is_dir() else 0o600), (name, oct(mode))
         server.restart()  # nothing left to tighten: nothing logged
         assert len(TIGHTENED.findall(server.logs())) == len(lines)
     finally:
@@ -131,3 +138,21 @@ def test_the_data_dirs_own_root_key_follows_the_same_rule(tmp_path):
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o644  # refused, not silently tightened
     finally:
         server.cleanup()
+
+
+def test_a_directory_that_is_not_trentds_is_never_changed(tmp_path):
+    """A mistyped --data-dir (a home directory, /proc): trentd changes no mode in it, its own or
+    its entries', even when the start then fails."""
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "tool").write_text("#!/bin/sh\n")
+    (home / "notes.txt").write_text("mine\n")
+    os.chmod(home, 0o755)
+    os.chmod(home / "bin", 0o755)
+    os.chmod(home / "bin" / "tool", 0o755)
+    os.chmod(home / "notes.txt", 0o644)
+    before = modes(home)
+    result = subprocess.run([sys.executable, "-m", "trentd", "principals", "list", "--data-dir", str(home)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no trentd store" in result.stderr
+    assert modes(home) == before

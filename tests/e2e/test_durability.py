@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import shutil
 import sqlite3
 import threading
 import time
@@ -22,8 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, pg_bin, require_postgres
+from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, require_cluster_tools, require_postgres
 from trentd.testing.server import TrentdServer
+
+from .conftest import user_aliases
 
 RETRYABLE_5XX = {("DependencyTimeoutException", 500), ("KMSInternalException", 500),
                  ("DependencyTimeoutException", 503), ("KMSInternalException", 503)}
@@ -169,26 +169,9 @@ def test_kill_9_under_concurrent_writes_loses_nothing_acknowledged(store):
 
 # --- the database stopped or hung -------------------------------------------------------------
 
-def _require_cluster_tools() -> None:
-    require_postgres()
-    missing = []
-    for tool in ("initdb", "pg_ctl"):
-        try:
-            pg_bin(tool)
-        except FileNotFoundError:
-            missing.append(tool)
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        missing.append("runuser")
-    if missing:
-        reason = f"a throwaway PostgreSQL cluster needs {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and {reason}", pytrace=False)
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def own_cluster():
-    _require_cluster_tools()
+    require_cluster_tools()
     cluster = ThrowawayCluster()
     try:
         cluster.start()
@@ -265,7 +248,7 @@ def test_database_outage_gives_fast_retryable_errors_and_recovers(own_cluster, f
         meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         assert meta["KeyState"] == "Enabled"
         assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key_id]
-        assert kms.list_aliases()["Aliases"] == []
+        assert user_aliases(kms) == []
         # And writes work again.
         new_key = kms.create_key()["KeyMetadata"]["KeyId"]
         kms.create_alias(AliasName="alias/after", TargetKeyId=new_key)

@@ -285,6 +285,13 @@ def test_generate_data_key(kms, key_id, kwargs, length):
     assert kms.decrypt(CiphertextBlob=out["CiphertextBlob"], EncryptionContext={"k": "v"})["Plaintext"] == out["Plaintext"]
 
 
+def test_data_keys_are_fresh_each_call(kms, key_id):
+    """Each data key is drawn from the kernel when it is asked for: no two alike, of the length asked."""
+    keys = [kms.generate_data_key(KeyId=key_id, KeySpec=spec)["Plaintext"] for spec in ("AES_256", "AES_128") * 10]
+    assert [len(k) for k in keys] == [32, 16] * 10
+    assert len(set(keys)) == 20
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"KeySpec": "AES_256", "NumberOfBytes": 32}], ids=["neither", "both"])
 def test_generate_data_key_needs_exactly_one_size(kms, key_id, kwargs):
     assert fails(kms.generate_data_key, KeyId=key_id, **kwargs) == ("ValidationException", EITHER)

@@ -135,6 +135,33 @@ def test_malformed_grant_tokens(world, key, token):
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
+def _changed(token: str, at: int) -> str:
+    """``token`` with the character at ``at`` replaced by another of the base64url alphabet."""
+    return token[:at] + ("B" if token[at] == "A" else "A") + token[at + 1:]
+
+
+def test_grant_tokens_are_checked_whole(world, key):
+    """A token trentd did not issue is refused, whichever character differs: the grant id it
+    names is not enough."""
+    gina = world["gina"]
+    token = grant(world, key, "gina", ["Encrypt", "RetireGrant"])["GrantToken"]
+    forged = [_changed(token, len(token) // 2), _changed(token, len(token) - 1), _changed(token, len(token) - 2),
+              token + "A", token[:-1]]
+    for bad in forged:
+        with pytest.raises(ClientError) as info:
+            gina.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", GrantTokens=[bad])
+        assert error_of(info) == ("InvalidGrantTokenException", "The grant token is invalid.")
+        with pytest.raises(ClientError) as info:
+            gina.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", GrantTokens=[token, bad])
+        assert error_of(info) == ("InvalidGrantTokenException", "The grant token is invalid.")
+        with pytest.raises(ClientError) as info:
+            gina.kms.retire_grant(GrantToken=bad)
+        assert error_of(info) == ("InvalidGrantTokenException", "The grant token is invalid.")
+    gina.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", GrantTokens=[token])
+    gina.kms.retire_grant(GrantToken=token)
+    assert grant_ids(world, key) == []
+
+
 def test_token_of_a_retired_grant(world, key):
     out = grant(world, key, "gina", ["Encrypt", "RetireGrant"])
     world["gina"].kms.retire_grant(GrantToken=out["GrantToken"])
@@ -193,6 +220,37 @@ def test_constrained_decrypt(world, key):
     with pytest.raises(ClientError) as info:
         gina.kms.decrypt(CiphertextBlob=bad["CiphertextBlob"], EncryptionContext={"tenant": "t2"})
     assert error_of(info) == ("AccessDeniedException", UNKNOWN_KEY)
+
+
+@pytest.mark.parametrize("constraint", ["EncryptionContextEquals", "EncryptionContextSubset"])
+def test_case_colliding_context_keys_fail_closed(world, key, constraint):
+    """Constraint keys compare case-insensitively, so in {"TENANT": "t2", "tenant": "t1"} which
+    value the constraint {tenant: t1} reads is ambiguous: the grant does not allow, in either
+    key order (key-policy conditions treat the same collision alike)."""
+    gina = world["gina"]
+    grant(world, key, "gina", ["Encrypt", "Decrypt"], Constraints={constraint: {"tenant": "t1"}})
+    blob = gina.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"t1", EncryptionContext={"tenant": "t1"})["CiphertextBlob"]
+    assert gina.kms.decrypt(CiphertextBlob=blob, EncryptionContext={"tenant": "t1"})["Plaintext"] == b"t1"
+    for context in ({"TENANT": "t2", "tenant": "t1"}, {"tenant": "t1", "TENANT": "t2"}):  # sent in this order
+        with pytest.raises(ClientError) as info:
+            gina.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionContext=context)
+        denied(info, gina, "kms:Encrypt", key["Arn"], DENY_I)
+        sealed = world.admin.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionContext=context)
+        with pytest.raises(ClientError) as info:
+            gina.kms.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)
+        assert error_of(info) == ("AccessDeniedException", UNKNOWN_KEY)
+    if constraint == "EncryptionContextSubset":  # a collision on a key the constraint does not name is harmless
+        gina.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionContext={"tenant": "t1", "App": "a", "app": "b"})
+
+
+def test_grant_with_case_colliding_constraint_keys_allows_nothing(world, key):
+    gina = world["gina"]
+    grant(world, key, "gina", ["Encrypt"], Constraints={"EncryptionContextEquals": {"tenant": "t1", "TENANT": "t2"}})
+    for context in ({"tenant": "t1", "TENANT": "t2"}, {"TENANT": "t2", "tenant": "t1"}, {"tenant": "t1"},
+                    {"tenant": "t2"}):
+        with pytest.raises(ClientError) as info:
+            gina.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionContext=context)
+        denied(info, gina, "kms:Encrypt", key["Arn"], DENY_I)
 
 
 # --- CreateGrant validation ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from trentd.store.rootkey import aad_for
 from trentd.testing.server import TrentdServer
 
-from .conftest import error_of
+from .conftest import error_of, user_aliases
 
 REGION = "us-east-1"
 DAY = 86_400
@@ -329,7 +329,7 @@ def test_key_is_deleted_with_its_aliases_when_the_window_passes(clock_server):
 
     clock_server.move_clock(advance_seconds=7 * DAY - 3600)
     assert kms.describe_key(KeyId=doomed)["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    assert {a["AliasName"] for a in kms.list_aliases()["Aliases"]} == {"alias/doomed", "alias/keeper"}
+    assert {a["AliasName"] for a in user_aliases(kms)} == {"alias/doomed", "alias/keeper"}
 
     clock_server.move_clock(advance_seconds=2 * 3600)
     assert fails(kms.describe_key, KeyId=doomed) == (
@@ -337,7 +337,7 @@ def test_key_is_deleted_with_its_aliases_when_the_window_passes(clock_server):
     assert fails(kms.cancel_key_deletion, KeyId=doomed)[0] == "NotFoundException"
     assert fails(kms.encrypt, KeyId="alias/doomed", Plaintext=b"x") == (
         "NotFoundException", f"Alias arn:aws:kms:{REGION}:{account}:alias/doomed is not found.")
-    assert [a["AliasName"] for a in kms.list_aliases()["Aliases"]] == ["alias/keeper"]
+    assert [a["AliasName"] for a in user_aliases(kms)] == ["alias/keeper"]
     assert {k["KeyId"] for k in kms.list_keys()["Keys"]} == {later, keeper}
     assert kms.describe_key(KeyId=later)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     assert kms.describe_key(KeyId=keeper)["KeyMetadata"]["KeyState"] == "Enabled"

@@ -30,17 +30,9 @@ from trentd.testing import softhsm
 from trentd.testing.server import TrentdServer, free_port
 
 
-def _require_softhsm():
-    pytest.importorskip("pkcs11", reason="python-pkcs11 (the pkcs11 extra) is not installed")
-    if not softhsm.available():
-        if os.environ.get("CI"):
-            pytest.fail("CI is set and SoftHSM2 is not installed (scripts/test installs softhsm2)", pytrace=False)
-        pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
-
-
 @pytest.fixture
 def token(tmp_path):
-    _require_softhsm()
+    softhsm.require_softhsm()
     return softhsm.SoftHsmToken.create(tmp_path / "hsm")
 
 
@@ -256,7 +248,7 @@ def test_rotate_the_file_root_key_on_a_stopped_server(store_kind, tmp_path):
         result = _rotate(server, "--grace", "0")
         assert result["Provider"] == "file" and result["Retired"] == result["PreviousRootKeys"]
         assert result["Rewrapped"]["key_materials"] >= 5 and result["Rewrapped"]["access_keys"] == 2
-        assert result["Rewrapped"]["meta"] == 2  # the canary and the audit HMAC key
+        assert result["Rewrapped"]["meta"] == 3  # the canary, the audit HMAC key and the grant-token key
         new = key_file.read_bytes()
         assert len(new) == 32 and new != old and oct(key_file.stat().st_mode & 0o777) == "0o600"
         server.start()
@@ -287,7 +279,7 @@ def test_rotate_the_pkcs11_root_key_on_a_stopped_server(hsm_server, token):
 def test_rotate_while_serving_without_errors(provider, tmp_path):
     token = None
     if provider == "pkcs11":
-        _require_softhsm()
+        softhsm.require_softhsm()
         token = softhsm.SoftHsmToken.create(tmp_path / "hsm")
     server = TrentdServer(dev=False, pkcs11=token, data_dir=tmp_path / "data")
     try:

@@ -27,6 +27,8 @@ from botocore.exceptions import ClientError
 from trentd.testing.postgres import ThrowawayDatabase, require_postgres
 from trentd.testing.server import TrentdServer, write_root_key
 
+from .conftest import user_aliases
+
 
 def new_account() -> str:
     return "".join(random.choice("0123456789") for _ in range(12))
@@ -245,6 +247,31 @@ def test_32_concurrent_create_alias_one_winner(cluster):
     assert_clean_logs(*cluster.nodes)
 
 
+def test_8_concurrent_first_uses_make_one_aws_managed_key(cluster):
+    """The predefined alias decides: racing first uses of alias/aws/ebs on every worker or node
+    create its AWS managed key once, and every caller gets that key."""
+    account = new_account()
+    clients = [client(node, account) for node in cluster.nodes]
+    barrier = threading.Barrier(8)
+
+    def first_use(i: int) -> str:
+        kms = clients[i % len(clients)]
+        barrier.wait()
+        return kms.describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["KeyId"]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(first_use, range(8)))
+    assert len(set(answers)) == 1, answers
+    for kms in clients:
+        keys = [k["KeyId"] for k in kms.list_keys()["Keys"]]
+        assert keys == answers[:1]
+        assert kms.describe_key(KeyId=keys[0])["KeyMetadata"]["KeyManager"] == "AWS"
+    assert cluster.query("SELECT key_id FROM keys WHERE account = ?", (account,)) == [(answers[0],)]
+    assert cluster.query("SELECT name, key_id FROM aliases WHERE account = ?", (account,)) == [
+        ("alias/aws/ebs", answers[0])]
+    assert_clean_logs(*cluster.nodes)
+
+
 def test_alias_and_deletion_storm_never_leaves_a_dangling_alias(cluster):
     account = new_account()
     clients = [client(node, account) for node in cluster.nodes]
@@ -286,7 +313,7 @@ def test_alias_and_deletion_storm_never_leaves_a_dangling_alias(cluster):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert cluster.query(dangling_sql, (account,)) == []
-    for alias in clients[0].list_aliases()["Aliases"]:
+    for alias in user_aliases(clients[0]):
         assert alias["TargetKeyId"] in keys
         for kms in clients:
             assert kms.describe_key(KeyId=alias["AliasName"])["KeyMetadata"]["KeyId"] == alias["TargetKeyId"]

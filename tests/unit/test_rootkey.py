@@ -125,8 +125,8 @@ KNOWN_WRAP_SITES = {
     # file: what it wraps — and where rotation.py rewraps it
     "kms/service.py": "key_materials.wrapped (WRAPPED_COLUMNS)",
     "auth/principals.py": "access_keys.wrapped_secret (WRAPPED_COLUMNS)",
-    "audit/__init__.py": "meta audit_hmac_key (WRAPPED_META)",
-    "store/rootkey.py": "the canary, meta root_key_canary (WRAPPED_META); the providers themselves",
+    "store/rootkey.py": "the canary, meta root_key_canary (WRAPPED_META); stored_secret: meta audit_hmac_key "
+                        "and grant_token_key (WRAPPED_META); the providers themselves",
     "rotation.py": "the rewrap itself",
     "transfer.py": "imported key material (key_materials) and meta transfer key (WRAPPED_META)",
     "kms/imports.py": "import tokens: handed to the client, never stored (outlive no root-key retirement)",
@@ -153,7 +153,7 @@ def test_rotation_registry_matches_the_schema():
 
     columns = {(c.table, c.column) for c in rotation.WRAPPED_COLUMNS}
     assert columns >= {("key_materials", "wrapped"), ("access_keys", "wrapped_secret")}
-    assert set(rotation.WRAPPED_META) >= {"root_key_canary", "audit_hmac_key"}
+    assert set(rotation.WRAPPED_META) >= {"root_key_canary", "audit_hmac_key", "grant_token_key"}
     schema = " ".join(p.read_text() for p in (SRC / "store" / "migrations").glob("*.sql"))
     for col in rotation.WRAPPED_COLUMNS:  # every registered column exists, with its identity columns
         assert f"TABLE {col.table}" in schema, col

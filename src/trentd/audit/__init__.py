@@ -7,13 +7,12 @@ returns once the batch holding it is durable, or raises ``AuditUnavailable``.
 
 from __future__ import annotations
 
-import base64
 import logging
 import secrets
 import sys
 from pathlib import Path
 
-from ..store.rootkey import aad_for
+from ..store.rootkey import aad_for, stored_secret
 from .events import Exchange, Hasher, build_event
 from .sink import DEFAULT_MAX_BYTES, AuditSink, AuditUnavailable
 
@@ -27,18 +26,7 @@ _HMAC_AAD = aad_for("audit-hmac-key")
 def load_hmac_key(store, root_key) -> bytes:
     """The per-deployment key of the audit log's salted hashes: random, kept in the store wrapped
     under the root key (so every worker and node hashes alike), created on first use."""
-    with store.read() as tx:
-        wrapped = tx.get_meta(HMAC_META)
-    if wrapped is None:
-        with store.write() as tx:
-            exclusive = getattr(tx, "exclusive", None)
-            if exclusive is not None:  # several nodes may start at once over one database
-                exclusive("audit-hmac-key")
-            wrapped = tx.get_meta(HMAC_META)  # another process may have won the race
-            if wrapped is None:
-                wrapped = base64.b64encode(root_key.wrap(secrets.token_bytes(32), _HMAC_AAD)).decode()
-                tx.set_meta(HMAC_META, wrapped)
-    return root_key.unwrap(base64.b64decode(wrapped), _HMAC_AAD)
+    return stored_secret(store, root_key, HMAC_META, _HMAC_AAD)
 
 
 def audit_dir(data_dir: str | Path) -> Path:

@@ -71,6 +71,7 @@ class AuditSink:
         self._backlog: deque[dict] = deque()
         self._dropped = 0
         self._failing = False
+        self._last_error = ""  # why the last batch could not be written (for the log of /readyz)
         self._last_alarm = 0.0
         self._closing = False
         self._cond = threading.Condition()
@@ -122,6 +123,26 @@ class AuditSink:
     @property
     def current_path(self) -> Path | None:
         return self._path
+
+    def unwritable(self) -> str | None:
+        """None when the sink can write, else why not (``GET /readyz``). Not writable: the last
+        batch failed and no later one was written yet, or a file cannot be made and written in the
+        directory now (what the next batch would need; the probe is no ``*.jsonl`` file, so no
+        event and no chain sees it). Runs off the event loop: it touches the disk."""
+        if self._failing:
+            return self._last_error or "the last batch could not be written"
+        probe = self.directory / f".{self.chain_name}.ready"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the next batch would
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                _write_fd(fd, b"\n")  # one byte needs a block: a full disk fails here
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     # --- the writer thread ------------------------------------------------------------------
     def _run(self) -> None:
@@ -191,6 +212,7 @@ class AuditSink:
 
     def _failed(self, exc: Exception, batch: list) -> None:
         self.stats["failures"] += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
         if metrics.ACTIVE is not None:
             metrics.ACTIVE.audit_write_failures.inc()
         # Undo a partial write so the file ends at the last durable line, then start a new part

@@ -7,6 +7,9 @@ once and handing out slices makes that one call per ~140 envelopes.
 
 Every byte comes from ``os.urandom`` and is handed out once. The buffer is per thread, and a
 forked child drops the one it inherited, so no two threads or processes hand out the same bytes.
+
+Only for values that are public once used (the envelope's salt and nonce): the buffer holds the
+bytes of calls still to come, so secrets (data keys) are drawn from ``os.urandom`` when asked for.
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ from ..protocol.model import error_body, load_service
 from ..runtime import Runtime
 from ..store.rootkey import RootKeyError, RootKeyUnavailable
 from ..store.errors import StoreUnavailable
-from . import sts
+from . import sts, tls
 from .limits import Deadlines, read_capped
+from .ready import Readiness
 
 log = logging.getLogger("trentd.http")
 
@@ -115,6 +116,12 @@ async def respond(send, status: int, body: bytes, content_type: bytes = JSON_TYP
     await send({"type": "http.response.body", "body": body})
 
 
+async def redirect(send, location: bytes) -> None:
+    headers = [(b"location", location), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 302, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class TrentApp:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -127,6 +134,7 @@ class TrentApp:
         self._sweeper: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the lifespan started on
         self.audit = AuditLog.for_runtime(runtime)
+        self.readiness = Readiness(runtime, self.audit.sink)  # GET /readyz (http/ready.py)
         self.request_labels = None  # with --metrics-port: what _api's requests are counted under
         if getattr(self.settings, "metrics_port", None):
             from .observe import RequestLabels
@@ -150,12 +158,17 @@ class TrentApp:
             return await self._api(scope, receive, send)
         if path == "/healthz" and method == "GET":
             return await respond(send, 200, b'{"status":"ok"}', b"application/json")
+        if path == "/readyz" and method == "GET":  # not audited: it reads nobody's keys
+            status, body = await self.readiness.answer(self._running_loop(), self.executor)
+            return await respond(send, status, body, b"application/json")
         if path == "/_trentd/clock" and self.settings.clock_movable:
             return await self._clock(scope, receive, send)
         if path in RESET_PATHS and self.settings.dev:
             return await self._reset(scope, receive, send)
         if self.console is not None and (path == "/console" or path.startswith("/console/")):
             return await self.console(scope, receive, send)
+        if path == "/" and method in ("GET", "HEAD") and self.console is not None:  # a browser at the root
+            return await redirect(send, b"/console/")
         await respond(send, 404, b'{"message":"Not Found"}', b"application/json")
 
     # --- the API: KMS (JSON 1.1) or STS (Query), chosen by the credential scope -----------------
@@ -373,6 +386,7 @@ class TrentApp:
                 self._loop = asyncio.get_running_loop()
                 self.runtime.store.changes.start()  # caches follow other processes' writes
                 self._sweeper = asyncio.create_task(self._sweep_forever())
+                tls.reload_on_sighup(self._loop)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._sweeper:

@@ -262,6 +262,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._linger_timer = self.loop.call_later(LINGER_SECONDS, transport.close)
         self.flow.resume_reading()  # the body may have paused reading: the client must not stall
 
+    def shutdown(self) -> None:
+        """The server is stopping. An idle TLS connection is aborted rather than closed: closing
+        waits (up to 30 s) for the client's close_notify, which an idle keep-alive client never
+        sends, and the stop would wait for it. Plain HTTP closes at once either way."""
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_extra_info("ssl_object") is not None:
+            self.transport.abort()
+            return
+        super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger_timer is not None:
             self._linger_timer.cancel()

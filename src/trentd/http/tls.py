@@ -12,6 +12,14 @@ left in its outgoing buffer (CPython gh-98078, fixed in CPython's main branch in
 Python 3.11 trentd supports; uvloop has the same flaw). ``send_handshake_alerts`` makes the stdlib transport write the
 alert first, and the server runs on the stdlib event loop when TLS is on (docs/operations.md).
 
+SIGHUP reloads the certificate and key files without a restart and without touching open
+connections (``reload_certificates``): a fresh context is built from the files, and the context the
+listener was made with switches each *new* handshake to it from its server-name callback (which
+OpenSSL calls for every ClientHello, with or without SNI). Loading the new files into the
+listening context itself would not do: OpenSSL keeps one certificate per key type there, so an
+RSA certificate replacing an ECDSA one would leave the old one served. Files that do not load
+leave the previous certificate in use, with an error in the log.
+
 ``--tls-self-signed`` makes, once, an EC P-256 CA and a server certificate signed by it in
 ``DATA_DIR/tls`` (``ca.pem``, ``server.pem``, ``server-key.pem``) and reuses them on later starts.
 The CA's private key is not kept: nothing can be signed with it after the server certificate, so
@@ -23,18 +31,23 @@ trust the new ``ca.pem``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
+import logging
 import os
+import signal
 import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger("trentd.tls")
+
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 CA_DAYS = 3650
 SERVER_DAYS = 825  # the longest validity clients accept for a server certificate
 RENEW_BEFORE = dt.timedelta(days=30)
-GRACEFUL_SHUTDOWN_SECONDS = 5  # then connections still waiting for a client's close_notify are dropped
+GRACEFUL_SHUTDOWN_SECONDS = 5  # a stop waits this long for requests in flight, then cancels them
 
 
 def server_context_for(certfile: str, keyfile: str | None, password: str | None = None) -> ssl.SSLContext:
@@ -49,7 +62,71 @@ def server_context_for(certfile: str, keyfile: str | None, password: str | None 
 def server_context(config, default_factory=None) -> ssl.SSLContext:
     """uvicorn's ``ssl_context_factory``: our context from the config's certificate and key."""
     send_handshake_alerts()
-    return server_context_for(config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password)
+    context = server_context_for(config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password)
+    _SERVED.append(_Served(context, config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password))
+    return context
+
+
+# --- SIGHUP: reload the certificate -------------------------------------------------------------
+@dataclass(frozen=True)
+class _Served:
+    context: ssl.SSLContext  # the listener's context, made once by uvicorn
+    certfile: str
+    keyfile: str | None
+    password: str | None
+
+
+_SERVED: list[_Served] = []  # the TLS listeners of this process
+
+
+def reload_on_sighup(loop) -> None:
+    """Reload this process's certificates on SIGHUP, on the event loop that serves them. ``serve``
+    blocked SIGHUP until now: a signal that came while this process started is delivered here,
+    and reloads files that may have been read before they changed."""
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload_certificates)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (an app in a test)
+        return
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+
+
+def reload_certificates() -> None:
+    if not _SERVED:
+        log.info("SIGHUP: no TLS listener in this process, nothing to reload")
+    for served in _SERVED:
+        try:
+            fresh = server_context_for(served.certfile, served.keyfile, served.password)
+        except (OSError, ValueError) as exc:
+            log.error("TLS certificate NOT reloaded from %s: %s; still serving the previous one", served.certfile, exc)
+            continue
+        served.context.sni_callback = functools.partial(_use_context, fresh)
+        log.info("TLS certificate reloaded from %s (%s): new connections get it, open ones go on",
+                 served.certfile, describe_certificate(served.certfile))
+
+
+def check_certificate(certfile: str, keyfile: str | None, password: str | None = None) -> bool:
+    """Whether the files load (the ``--workers`` supervisor asks before telling the workers)."""
+    try:
+        server_context_for(certfile, keyfile, password)
+    except (OSError, ValueError) as exc:
+        log.error("TLS certificate NOT reloaded from %s: %s; still serving the previous one", certfile, exc)
+        return False
+    return True
+
+
+def _use_context(fresh: ssl.SSLContext, ssl_object, server_name, context) -> None:
+    ssl_object.context = fresh  # this handshake goes on with the reloaded certificate
+
+
+def describe_certificate(certfile: str) -> str:
+    """Serial number and end of validity of the file's first certificate, for the log."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(certfile).read_bytes())
+    except (OSError, ValueError) as exc:
+        return f"unreadable: {exc}"
+    return f"serial {cert.serial_number:x}, valid until {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
 
 
 def send_handshake_alerts() -> None:

@@ -12,6 +12,7 @@ from ..crypto import specs
 from ..errors import AWSError, not_found, validation
 from ..store.records import AliasRecord
 from ..store.errors import Duplicate
+from . import managed
 from .paging import decode_marker, page
 from .service import operation
 
@@ -108,12 +109,28 @@ def list_aliases(svc, caller, req):
     after = decode_marker(req.get("Marker"))
     with svc.store.read() as tx:
         key_id = svc.resolve(tx, caller, req["KeyId"], authorize=False).key_id if "KeyId" in req else None
-        rows = tx.list_aliases(caller.account, caller.region, after, limit + 1, key_id)
-        rows = [a for a in rows if svc.live_key(tx, a.account, a.region, a.key_id) is not None]
-    rows, more = page(rows, limit, lambda a: a.name)
+        stored = tx.list_aliases(caller.account, caller.region, after, limit + 1, key_id)
+        rows = [a for a in stored if svc.live_key(tx, a.account, a.region, a.key_id) is not None]
     entries = [
         {"AliasName": a.name, "AliasArn": a.arn, "TargetKeyId": a.key_id,
          "CreationDate": a.created, "LastUpdatedDate": a.updated}
         for a in rows
     ]
+    if key_id is None:
+        entries = _with_predefined(caller, entries, stored, after, limit)
+    entries, more = page(entries, limit, lambda e: e["AliasName"])
     return {"Aliases": entries, **more}
+
+
+def _with_predefined(caller, entries: list[dict], stored: list, after: str, limit: int) -> list[dict]:
+    """Merge into the listing, in name order, the predefined aliases whose AWS managed key does
+    not exist yet (kms/managed.py): AliasName and AliasArn only, as AWS lists them. ``stored`` is
+    what the store gave (``limit + 1`` rows after the marker); when it is full, names past its
+    last one belong to later pages."""
+    names = {a.name for a in stored}
+    bound = stored[-1].name if len(stored) > limit else None
+    missing = [{"AliasName": name, "AliasArn": caller.alias_arn(name)} for name in managed.ALIASES
+               if name > after and name not in names and (bound is None or name < bound)]
+    if not missing:
+        return entries
+    return sorted(entries + missing, key=lambda e: e["AliasName"])[:limit + 1]

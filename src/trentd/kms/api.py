@@ -14,6 +14,8 @@ __all__ = ["OPERATIONS", "run_background_jobs", "shutdown"]
 
 # Successful cryptographic operations record the key's last use (GetKeyLastUsage).
 lastusage.track(OPERATIONS)
+# Naming a predefined alias/aws/<service> creates its AWS managed key on first use (kms/managed.py).
+keys.create_managed_keys_on_first_use(OPERATIONS)
 
 # Operations the HTTP edge first tries on the event loop: on a cached key they need no store and
 # little CPU (symmetric crypto, HMAC, the cheap signature specs of crypto/specs.py INLINE_SIGN).

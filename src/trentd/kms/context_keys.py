@@ -8,7 +8,7 @@ matches an Encrypt that did not name an algorithm.
 from __future__ import annotations
 
 from .authorize import RequestContext, base_context
-from .grant_rules import CHILD_GRANT_KEY, EC_CONTEXT_KEY
+from .grant_rules import CHILD_GRANT_KEY, EC_CONTEXT_KEY, fold_context
 
 # request member -> condition key (lower-case)
 MEMBER_KEYS = {
@@ -60,12 +60,10 @@ def _alias_named(key_id: str | None) -> str | None:
 def _context_keys(context: dict[str, str]) -> dict:
     """kms:EncryptionContext:<k>, whose <k> part is case-insensitive. Two context keys that differ
     only in case would collide; their condition key gets a value no operator can compare, which
-    the evaluator treats as unknown: it never satisfies an Allow and always satisfies a Deny."""
-    out: dict = {}
-    for k, v in context.items():
-        name = f"kms:encryptioncontext:{k.lower()}"
-        out[name] = {"ambiguous": True} if name in out else v
-    return out
+    the evaluator treats as unknown: it never satisfies an Allow and always satisfies a Deny.
+    (Grant constraints fail closed on the same collisions: grant_rules.fold_context.)"""
+    folded, ambiguous = fold_context(context)
+    return {f"kms:encryptioncontext:{k}": {"ambiguous": True} if k in ambiguous else v for k, v in folded.items()}
 
 
 def _request_values(action: str, request: dict) -> dict:

@@ -6,8 +6,9 @@ symmetric KMS key, for envelope encryption outside KMS.
 
 from __future__ import annotations
 
+import secrets
+
 from ..crypto import asymmetric, specs
-from ..crypto.entropy import random_bytes
 from ..errors import AWSError, validation
 from .encryption import SYMMETRIC, is_symmetric, reject_recipient, seal, with_material_id
 from .paging import dry_run
@@ -40,7 +41,9 @@ def _generate_data_key(svc, caller, req, operation_name: str) -> dict:
     length = _data_key_length(req)
     with svc.hot_reads() as tx:
         key = _wrapping_key(svc, tx, caller, req, operation_name)
-        plaintext = random_bytes(length)
+        # Drawn from the kernel now, not from crypto/entropy.py's buffer: that buffer holds the
+        # bytes of calls to come, fine for public salts and nonces but not for secret keys.
+        plaintext = secrets.token_bytes(length)
         blob, material_id = seal(svc, tx, key, plaintext, req.get("EncryptionContext"), SYMMETRIC, caller=caller)
     return with_material_id({"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn}, material_id)
 

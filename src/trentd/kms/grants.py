@@ -83,7 +83,7 @@ def create_grant(svc, caller, req):
                            f"The request would exceed the limit of {MAX_GRANTS_PER_KEY} grants for key {key.arn}.")
         dry_run(req)  # after every check, the grant limit included; nothing written yet
         if existing is not None:
-            return {"GrantToken": make_token(existing.grant_id), "GrantId": existing.grant_id}
+            return {"GrantToken": make_token(svc.grant_token_key, existing.grant_id), "GrantId": existing.grant_id}
         grant = GrantRecord(
             account=key.account, region=key.region, key_id=key.key_id, grant_id=secrets.token_hex(32), name=name,
             grantee=req.get("GranteePrincipal"), retiring=req.get("RetiringPrincipal"),
@@ -91,7 +91,7 @@ def create_grant(svc, caller, req):
             operations=list(req["Operations"]), constraints=req.get("Constraints") or None,
             issuing_account=f"arn:aws:iam::{caller.account}:root", created=svc.clock.now())
         tx.insert_grant(grant)
-    return {"GrantToken": make_token(grant.grant_id), "GrantId": grant.grant_id}
+    return {"GrantToken": make_token(svc.grant_token_key, grant.grant_id), "GrantId": grant.grant_id}
 
 
 def grant_entry(g: GrantRecord) -> dict:
@@ -157,7 +157,7 @@ def _may_retire(svc, tx, caller, grant: GrantRecord, key) -> bool:
 def retire_grant(svc, caller, req):
     with svc.store.write() as tx:
         if "GrantToken" in req:
-            grant = tx.get_grant(token_grant_id(req["GrantToken"]))
+            grant = tx.get_grant(token_grant_id(svc.grant_token_key, req["GrantToken"]))
             if grant is None:
                 raise AWSError("InvalidGrantTokenException", "The grant token is invalid.")
         elif "KeyId" in req and "GrantId" in req:

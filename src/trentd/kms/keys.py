@@ -3,14 +3,17 @@ Schedule/CancelKeyDeletion, and the sweep that really deletes keys when their wi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import uuid
 
 from ..crypto import asymmetric, specs
 from ..errors import AWSError, invalid_state, validation
-from ..store.records import KeyRecord
-from . import keystores, multiregion
+from ..store.errors import Duplicate
+from ..store.lifecycle import RotationRecord
+from ..store.records import AliasRecord, KeyRecord
+from . import keystores, managed, multiregion
 from .imports import cancelled_state, expiration_fields
 from .paging import decode_marker, page
 from .policies import check_lockout, check_policy, default_policy
@@ -22,6 +25,7 @@ log = logging.getLogger("trentd.kms")
 
 MAX_KEYS_PER_REGION = 100_000
 DAY = 86_400.0
+_MOST_KEYS_NAMED = 2  # by one request: ReEncrypt's SourceKeyId and DestinationKeyId
 
 
 def key_metadata(key: KeyRecord) -> dict:
@@ -38,7 +42,7 @@ def key_metadata(key: KeyRecord) -> dict:
         "KeyUsage": key.key_usage,
         "KeyState": key.key_state,
         "Origin": key.origin,
-        "KeyManager": "CUSTOMER",
+        "KeyManager": key.key_manager,
         "CustomerMasterKeySpec": key.key_spec,
         "KeySpec": key.key_spec,
         "MultiRegion": key.multi_region,
@@ -201,6 +205,58 @@ def cancel_key_deletion(svc, caller, req):
         # EXTERNAL key without its material: PendingImport).
         tx.update_key(key, key_state=cancelled_state(tx, key), deletion_date=None)
     return {"KeyId": key.arn}
+
+
+def create_managed_key(svc, account: str, region: str, alias_name: str) -> None:
+    """Create the AWS managed key of a predefined alias (kms/managed.py), exactly once: key and
+    alias are written in one transaction, which on SQLite and PostgreSQL alike is serialised with
+    every other write of the account and Region, so a racing worker or node finds the alias the
+    first one wrote and creates nothing; the alias's primary key would refuse a second one."""
+    service = managed.service_of(alias_name)
+    key_id = str(uuid.uuid4())
+    material = secrets.token_bytes(specs.KEY_SPECS["SYMMETRIC_DEFAULT"].details["key_bytes"])
+    try:
+        with svc.store.write() as tx:
+            if tx.get_alias(account, region, alias_name) is not None:
+                return  # another request created it first
+            now = svc.clock.now()
+            key = KeyRecord(
+                account=account, region=region, key_id=key_id, created=now, description=managed.description(service),
+                key_spec="SYMMETRIC_DEFAULT", key_usage="ENCRYPT_DECRYPT", origin="AWS_KMS", key_state="Enabled",
+                deletion_date=None, multi_region=False, policy=managed.policy(account, region, service),
+                current_material=None, key_manager="AWS")
+            key.current_material = svc.new_material(tx, account, key_id, material)
+            tx.insert_key(key)
+            record_first_material(tx, key, now)
+            period = managed.ROTATION_PERIOD_DAYS
+            tx.put_rotation(RotationRecord(account, region, key_id, enabled=True, period_days=period,
+                                           next_rotation=now + period * DAY, on_demand_count=0))
+            tx.insert_alias(AliasRecord(account, region, alias_name, key_id, now, now))
+    except Duplicate:
+        return  # the alias decided: the other writer's key is the one
+    log.info("created AWS managed key %s for %s", key.arn, alias_name)
+
+
+def _creating_managed_keys(handler):
+    def run(svc, caller, req):
+        for _ in range(_MOST_KEYS_NAMED):  # one creation per missing key
+            try:
+                return handler(svc, caller, req)
+            except managed.ManagedKeyMissing as missing:
+                caller.resources.clear()  # the next attempt records the keys it touches again
+                create_managed_key(svc, caller.account, caller.region, missing.alias_name)
+        return handler(svc, caller, req)
+
+    run.creates_managed_keys = True
+    return run
+
+
+def create_managed_keys_on_first_use(operations: dict) -> None:
+    """Wrap every handler of the operation table so that naming a predefined alias whose AWS
+    managed key does not exist yet creates it, then answers as if it had existed (idempotent)."""
+    for name, row in operations.items():
+        if not getattr(row.handler, "creates_managed_keys", False):
+            operations[name] = dataclasses.replace(row, handler=_creating_managed_keys(row.handler))
 
 
 def sweep_deletions(svc, batch: int = 100) -> int:

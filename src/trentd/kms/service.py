@@ -23,11 +23,13 @@ from ..protocol.model import load_service
 from ..store.records import KeyRecord, key_arn
 from ..store.changes import ChangeFeed
 from ..store.reset import empty_kms_state
-from ..store.rootkey import aad_for
+from ..store.rootkey import aad_for, stored_secret
 from ..xks.client import XksConnector
+from . import managed
+from .authorize import denied
 from .cache import CachedReads, KeyStateCache
 from .context_keys import condition_context
-from .grant_rules import check_grant_tokens
+from .grant_rules import GRANT_TOKEN_AAD, GRANT_TOKEN_META, check_grant_tokens
 from .usage import UsageTracker
 
 class CrossAccount(str, enum.Enum):
@@ -171,6 +173,9 @@ class Service:
         self.usage = UsageTracker()  # last cryptographic use per key (GetKeyLastUsage), flushed each second
         self.xks = XksConnector()  # calls to external key store proxies (runtime.py configures it)
         changes.on_reset(self.forget_deleted_state)  # a reset made by another worker or node
+        # The MAC key of grant tokens (grant_rules.make_token): one per deployment, so a token
+        # made by any node or worker is accepted by all.
+        self.grant_token_key = stored_secret(store, root_key, GRANT_TOKEN_META, GRANT_TOKEN_AAD)
 
     def reset(self) -> int:
         """--dev's reset: empty every account's KMS state (store/reset.py) and forget it here at
@@ -210,7 +215,11 @@ class Service:
     def authorize(self, tx, caller: Caller, key: KeyRecord, action: str) -> None:
         # Grant tokens are checked wherever a key is authorized, so also for a Decrypt whose key
         # comes from the ciphertext rather than from a KeyId.
-        check_grant_tokens(tx, (caller.request or {}).get("GrantTokens"))
+        check_grant_tokens(tx, self.grant_token_key, (caller.request or {}).get("GrantTokens"))
+        if key.key_manager == "AWS" and not managed.allows(action):
+            # No policy change, state change or deletion of an AWS managed key, whatever any
+            # policy or grant says; AWS's answer is the one its key policy gives.
+            raise denied(caller, action, key.arn, f"because no resource-based policy allows the {action} action")
         if self.authorizer.allows_without_context(tx, caller, action, key):
             return
         self.authorizer.check_key(tx, caller, action, key, condition_context(tx, caller, action, key))
@@ -265,6 +274,8 @@ class Service:
         target = self._alias_target(tx, account, caller.region, name)
         key = target and self.live_key(tx, account, caller.region, target)
         if key is None:
+            if target is None and account == caller.account and managed.service_of(name):
+                raise managed.ManagedKeyMissing(name)  # created on first use: kms/keys.py
             raise not_found(f"Alias arn:aws:kms:{caller.region}:{account}:{name} is not found.")
         return key
 

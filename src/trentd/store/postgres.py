@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -44,7 +45,7 @@ from .. import metrics
 from ..inline import offload_point
 from . import schema
 from .changes import ChangeFeed
-from .errors import Duplicate, StoreUnavailable
+from .errors import Duplicate, StoreConfigError, StoreUnavailable
 from .tx import Tx
 
 log = logging.getLogger("trentd.store")
@@ -55,6 +56,24 @@ CONNECT_TIMEOUT = 3  # seconds (libpq's minimum is 2)
 MIGRATE_TIMEOUT = 300.0
 # While the database keeps failing, wait this long for a connection instead of the whole deadline.
 FAILING_WAIT = 0.5
+START_WAIT = 30.0  # seconds a start waits for a database server that does not answer
+# FATAL answers that mean "not now" rather than "never": a start waits for these to pass.
+TRANSIENT_FATAL = ("starting up", "shutting down", "in recovery", "too many clients", "slots are reserved",
+                   "not yet accepting connections")
+
+
+def _mask(dsn: str) -> str:
+    """A DSN that does not parse, with anything that looks like a password replaced by ***."""
+    dsn = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn)
+    return re.sub(r"(://[^/@:\s]*:).*@", r"\1***@", dsn)  # up to the last @: a password may hold one
+
+
+def parse_dsn(dsn: str) -> dict:
+    """The DSN's parameters; a StoreConfigError that names it (password masked) if it does not parse."""
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise StoreConfigError(f"not a PostgreSQL DSN: {_mask(dsn)}: {' '.join(str(exc).split())}") from None
 
 
 def redact(dsn: str) -> str:
@@ -62,7 +81,7 @@ def redact(dsn: str) -> str:
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
-        return "postgresql://…"
+        return _mask(dsn)
     params.pop("password", None)
     host = params.get("host", "")
     port = params.get("port", "")
@@ -149,6 +168,41 @@ def _shut(conn: psycopg.Connection) -> None:
         pass
 
 
+def _reason(exc: psycopg.Error) -> tuple[str, bool]:
+    """Why a connection failed, in one line, and whether the server itself refused it for good
+    (a database, role or password it does not know) rather than not answering (yet)."""
+    text = " ".join(str(exc).split())
+    if "FATAL:" in text:
+        reason = text.split("FATAL:", 1)[1].strip()
+        return reason, not any(marker in reason for marker in TRANSIENT_FATAL)
+    return (text.rsplit(" failed: ", 1)[-1] if " failed: " in text else text), False
+
+
+def wait_for_server(dsn: str, wait: float = START_WAIT) -> None:
+    """Connect once, as a start does before it opens its pool: a database, role or password that
+    the server refuses is a StoreConfigError at once; a server that does not answer is tried again
+    for ``wait`` seconds, then StoreUnavailable. (The pool would instead retry in the background
+    and log a warning per attempt.)"""
+    where = redact(dsn)
+    deadline = time.monotonic() + wait
+    warned = False
+    while True:
+        try:
+            psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT).close()
+            return
+        except psycopg.Error as exc:
+            reason, refused = _reason(exc)
+        if refused:
+            raise StoreConfigError(f"cannot open the store: {where}: {reason}")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise StoreUnavailable(f"{where}: no answer within {wait:g} s: {reason}")
+        if not warned:
+            log.warning("the database %s does not answer (%s); trying again for up to %g s", where, reason, wait)
+            warned = True
+        time.sleep(min(1.0, left))
+
+
 class PostgresStore:
     kind = "postgres"
 
@@ -156,8 +210,8 @@ class PostgresStore:
                  max_size: int = POOL_MAX):
         self.dsn = dsn
         self.deadline_seconds = deadline_seconds
+        params = parse_dsn(dsn)
         self.where = redact(dsn)
-        params = conninfo_to_dict(dsn)
         timeout_ms = int(deadline_seconds * 1000)
         options = " ".join(filter(None, [
             params.get("options", ""),
@@ -308,6 +362,10 @@ class PostgresStore:
                                                     StoreUnavailable)
         return self._transaction(write=False)
 
+    def check(self) -> None:
+        """Reach the server once before anything else (``wait_for_server``)."""
+        wait_for_server(self.dsn)
+
     def read_meta(self, name: str) -> str | None:
         """One value read outside the caller's own statements. Inside a transaction on this thread
         it reuses that transaction's connection (under READ COMMITTED a SELECT sees the latest
@@ -352,6 +410,9 @@ class PostgresStore:
             usable = True
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreUnavailable(f"postgres {self.where}: {str(exc).strip()}") from None
+        except psycopg.Error as exc:  # e.g. a role that may not create tables: the setup, not the moment
+            usable = True  # rolled back, the connection itself is fine
+            raise StoreConfigError(f"cannot migrate the store: {self.where}: {str(exc).splitlines()[0]}") from None
         finally:
             self._release(conn, usable)
         return applied

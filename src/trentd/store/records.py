@@ -20,6 +20,7 @@ class KeyRecord:
     multi_region: bool
     policy: str
     current_material: str | None
+    key_manager: str = "CUSTOMER"  # or "AWS": an AWS managed key (kms/managed.py)
     # Filled by the kms layer from side tables, never from the keys row (keyword-only, so the
     # positional mapping of the keys columns is unaffected): the MultiRegionConfiguration of a
     # multi-Region key (kms/multiregion.py) and the external key of a key in an external key

@@ -17,6 +17,7 @@ every request, and names the root key that new values are wrapped under (``ROOT_
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import secrets
@@ -350,3 +351,21 @@ def make_canary(root_key) -> bytes:
 
 def check_canary(root_key, canary: bytes) -> None:
     root_key.unwrap(canary, CANARY_AAD)
+
+
+def stored_secret(store, root_key, meta: str, aad: bytes) -> bytes:
+    """A per-deployment random 32-byte key, kept in the store's ``meta`` row wrapped under the root
+    key with ``aad`` (so every worker and node has the same one), created on first use. Its meta
+    row belongs in rotation.WRAPPED_META so that a root-key rotation rewraps it."""
+    with store.read() as tx:
+        wrapped = tx.get_meta(meta)
+    if wrapped is None:
+        with store.write() as tx:
+            exclusive = getattr(tx, "exclusive", None)
+            if exclusive is not None:  # several nodes may start at once over one database
+                exclusive(meta)
+            wrapped = tx.get_meta(meta)  # another process may have won the race
+            if wrapped is None:
+                wrapped = base64.b64encode(root_key.wrap(secrets.token_bytes(32), aad)).decode()
+                tx.set_meta(meta, wrapped)
+    return root_key.unwrap(base64.b64decode(wrapped), aad)

@@ -19,7 +19,7 @@ from .. import metrics
 from ..inline import offload_point
 from . import schema
 from .changes import ChangeFeed
-from .errors import Duplicate, StoreUnavailable
+from .errors import Duplicate, StoreConfigError, StoreUnavailable
 from .tx import Tx
 
 __all__ = ["Duplicate", "SQLiteStore", "StoreUnavailable"]
@@ -34,6 +34,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path, deadline_seconds: float = 5.0):
         self.path = Path(path)
+        self.where = str(self.path)  # how messages name this store
         self.deadline_seconds = deadline_seconds
         self._local = threading.local()
         self.changes = ChangeFeed(self)  # tells caches when cached state may have changed
@@ -58,6 +59,18 @@ class SQLiteStore:
         if conn is None:
             conn = self._local.conn = self._connect()
         return conn
+
+    def check(self) -> None:
+        """Open the file once, as a start does before anything else: a file that is not a SQLite
+        database, or that cannot be opened or created, is a configuration error."""
+        try:
+            self._conn().execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            self._discard()
+            raise StoreConfigError(f"cannot open the store: {self.path}: {exc}") from None
+        except OSError as exc:  # the file could not even be created (made 0600 before SQLite opens it)
+            self._discard()
+            raise StoreConfigError(f"cannot open the store: {self.path}: {exc.strerror or exc}") from None
 
     def read_meta(self, name: str) -> str | None:
         """One value read outside any transaction, on a connection of its own, so it is safe to
@@ -126,6 +139,13 @@ class SQLiteStore:
     # --- schema ---------------------------------------------------------------------------
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied."""
+        try:
+            return self._migrate()
+        except sqlite3.Error as exc:  # e.g. a read-only file: one line at start, not a traceback
+            self._discard()
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from None
+
+    def _migrate(self) -> list[int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn()
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")

@@ -18,7 +18,7 @@ from .sessions import SessionQueries
 
 _KEY_COLUMNS = (
     "account, region, key_id, created, description, key_spec, key_usage, origin, key_state, "
-    "deletion_date, multi_region, policy, current_material"
+    "deletion_date, multi_region, policy, current_material, key_manager"
 )
 
 
@@ -100,6 +100,13 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
             self.one("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trentd:scope:{account}:{region}",))
 
     # --- meta -----------------------------------------------------------------------------
+    def has_table(self, name: str) -> bool:
+        """Whether the schema has table ``name``: a start reads an empty or older store before it
+        migrates it, so that a refused start leaves the store as it found it."""
+        if self.engine == "postgres":
+            return self.one("SELECT to_regclass(?) IS NOT NULL", (name,))[0]
+        return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
+
     def get_meta(self, name: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE name = ?", (name,))
         return row[0] if row else None
@@ -122,11 +129,11 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
     def insert_key(self, key: KeyRecord) -> None:
         self.count_key_change(key.account, key.region, +1)
         self.q(
-            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.account, key.region, key.key_id, key.created, key.description, key.key_spec,
                 key.key_usage, key.origin, key.key_state, key.deletion_date, int(key.multi_region),
-                key.policy, key.current_material,
+                key.policy, key.current_material, key.key_manager,
             ),
         )
 

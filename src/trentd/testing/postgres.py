@@ -83,6 +83,27 @@ def require_postgres(dsn: str | None = None) -> None:
     pytest.skip(reason)
 
 
+def require_cluster_tools() -> None:
+    """Skip (laptop) or fail (``CI`` set) the calling test when a ``ThrowawayCluster`` cannot be
+    made: PostgreSQL unreachable, no ``initdb``/``pg_ctl``, or no ``runuser`` as root."""
+    import pytest
+
+    require_postgres()
+    missing = []
+    for tool in ("initdb", "pg_ctl"):
+        try:
+            pg_bin(tool)
+        except FileNotFoundError:
+            missing.append(tool)
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        missing.append("runuser")
+    if missing:
+        reason = f"a throwaway PostgreSQL cluster needs {', '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
 def _with_dbname(dsn: str, dbname: str) -> str:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 

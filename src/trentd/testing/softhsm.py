@@ -36,6 +36,18 @@ def available() -> bool:
     return find_module() is not None and shutil.which("softhsm2-util") is not None
 
 
+def require_softhsm() -> None:
+    """Skip the calling test when python-pkcs11 or SoftHSM2 is missing — or fail it when ``CI``
+    is set (scripts/test installs softhsm2), where a silent skip would hide a broken setup."""
+    import pytest
+
+    pytest.importorskip("pkcs11", reason="python-pkcs11 (the pkcs11 extra) is not installed")
+    if not available():
+        if os.environ.get("CI"):
+            pytest.fail("CI is set and SoftHSM2 is not installed (scripts/test installs softhsm2)", pytrace=False)
+        pytest.skip("SoftHSM2 is not installed (apt-get install softhsm2)")
+
+
 @dataclass
 class SoftHsmToken:
     directory: Path
