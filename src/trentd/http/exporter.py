@@ -3,7 +3,7 @@ Prometheus's text format, summed over every process of this node.
 
 Every process that serves requests (each worker, or the one process without ``--workers``)
 writes its figures into its own files under ``DATA_DIR/metrics`` (prometheus_client's
-multiprocess mode, trentd/metrics.py). The listener runs in the parent: uvicorn's supervisor
+multiprocess mode, trentd/metrics.py). The listener runs in the parent: the supervisor (http/workers.py)
 with ``--workers N``, the serving process otherwise. It reads those files at each scrape, so a
 worker that is busy, hung or being restarted never blocks a scrape, and it lives as long as the
 node. Before each scrape it marks the processes that are gone as dead: their live gauges (open
