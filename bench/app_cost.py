@@ -11,6 +11,7 @@ prints µs per request (wall and CPU of all threads). Switches take parts away t
     .venv/bin/python bench/app_cost.py --profile --sort cumulative --top 80
     .venv/bin/python bench/app_cost.py --operation Decrypt  # or GenerateDataKey
     .venv/bin/python bench/app_cost.py --access-log 2>/dev/null  # --log-format json with its access log
+    .venv/bin/python bench/app_cost.py --metrics            # counted as with --metrics-port
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import base64
 import configparser
 import cProfile
 import dataclasses
+import os
 import pstats
 import tempfile
 import time
@@ -74,7 +76,10 @@ async def start(app) -> tuple[asyncio.Queue, asyncio.Task]:
 
 async def main(args) -> None:
     data_dir = tempfile.mkdtemp(prefix="trentd-app-cost-")
-    settings = Settings(data_dir=data_dir)
+    if args.metrics:  # as `trentd serve --metrics-port` does before anything imports prometheus_client
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trentd-app-cost-metrics-")
+    # The port only switches the counting on: no listener runs here (it is not part of a request).
+    settings = Settings(data_dir=data_dir, metrics_port=9 if args.metrics else None)
     if args.access_log:  # as `serve --log-format json` (its access log on): lines go to stderr
         logs.setup("json", "info")
         settings.log_format, settings.access_log = "json", True
@@ -133,6 +138,7 @@ if __name__ == "__main__":
     parser.add_argument("--no-audit-sink", action="store_true")
     parser.add_argument("--stub-handler", action="store_true")
     parser.add_argument("--access-log", action="store_true", help="JSON logs with the access log (stderr)")
+    parser.add_argument("--metrics", action="store_true", help="count every request as --metrics-port does")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime", help="cProfile order: tottime, cumulative, ... (with --profile)")
     parser.add_argument("--top", type=int, default=40, help="functions printed (with --profile)")

@@ -107,6 +107,9 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     add("--xks-timeout", type=float, default=1.0, metavar="SECONDS",
         help="seconds each call to an external key store proxy may take (AWS: 0.25)")
     add("--no-console", switch=True, help="do not serve the web console under /console/ (docs/console.md)")
+    add("--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics at GET /metrics on this port, a listener of its own (none: no metrics)")
+    add("--metrics-host", default="127.0.0.1", metavar="HOST", help="listen address of --metrics-port")
     # Test and development only: reach XKS proxies that are not at their public name.
     add("--xks-resolve", repeat=True, default=[], metavar="FQDN=HOST:PORT",
         help="TEST ONLY: connect to HOST:PORT for the XKS proxy endpoint https://FQDN "
@@ -140,7 +143,7 @@ def serve(args) -> int:
 
     from .http import limits, workers
     from .http.app import TrentApp
-    from .http.startup import CannotServe, banner, preflight
+    from .http.startup import CannotServe, banner, check_port, preflight
     from .runtime import open_runtime
     from .store.errors import StoreUnavailable
     from .store.rootkey import RootKeyError
@@ -181,8 +184,15 @@ def serve(args) -> int:
     settings.xks_resolve = _xks_resolve(args.xks_resolve) or None
     settings.xks_ca_bundle, settings.xks_timeout = args.xks_ca_bundle, args.xks_timeout
     settings.console = not args.no_console
+    settings.metrics_port, settings.metrics_host = args.metrics_port, args.metrics_host
+    if settings.metrics_port is not None and not (0 < settings.metrics_port < 65536
+                                                  and settings.metrics_port != settings.port):
+        _fail("trentd: --metrics-port must be a port from 1 to 65535 other than --port")
+        return 2
     try:
         preflight(settings)
+        if settings.metrics_port is not None:  # said first too; bound for good once the store is open
+            check_port(settings.metrics_host, settings.metrics_port)
     except CannotServe as exc:
         _fail(f"trentd: {exc}")
         return exc.exit_code
@@ -207,6 +217,11 @@ def serve(args) -> int:
         return 2
     except StoreUnavailable as exc:
         _fail(f"trentd: cannot open the store: {exc}")
+        return 1
+    problem = _start_metrics(settings)
+    if problem:  # taken since the check above
+        runtime.store.close()
+        _fail(f"trentd: {problem}")
         return 1
     # X-Forwarded-For/-Proto only from the proxies named: uvicorn by default believes them from
     # 127.0.0.1, so any local process could choose the address that aws:SourceIp and the audit
@@ -240,6 +255,21 @@ def serve(args) -> int:
 def _fail(text: str) -> None:
     """Why ``serve`` stops (or a warning about how it runs): stderr, or a JSON line."""
     logs.notice(text, logging.ERROR, sys.stderr)
+
+
+def _start_metrics(settings: Settings) -> str | None:
+    """--metrics-port: the listener, in this (the parent) process, over a freshly emptied
+    DATA_DIR/metrics that the workers write to (http/exporter.py). A problem, or None."""
+    if settings.metrics_port is None:
+        return None  # and prometheus_client is never imported
+    from .http import exporter
+
+    try:
+        exporter.start(settings.metrics_host, settings.metrics_port, exporter.prepare(settings.data_dir))
+    except OSError as exc:
+        return f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}"
+    logs.notice(f"trentd: Prometheus metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+    return None
 
 
 def _edge_options(settings: Settings) -> dict:

@@ -66,6 +66,8 @@ class Settings:
     console: bool = True  # the web console under /console/ (--no-console turns it off; docs/console.md)
     log_format: str = "text"  # text, or json: one JSON object a line (trentd/logs.py)
     access_log: bool = False  # one line per API request (http/access.py)
+    metrics_port: int | None = None  # Prometheus metrics listener (http/exporter.py); None: metrics off
+    metrics_host: str = "127.0.0.1"
 
     @property
     def clock_movable(self) -> bool:

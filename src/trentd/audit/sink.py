@@ -35,6 +35,7 @@ from concurrent.futures import Future
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import metrics
 from . import chain
 
 log = logging.getLogger("trentd.audit")
@@ -181,7 +182,11 @@ class AuditSink:
             if self._size and self._size + len(data) > self.max_bytes:
                 self._close_file()
                 self._ensure_file()
+            observed = metrics.ACTIVE
+            started = time.perf_counter() if observed is not None else 0.0
             self._write_all(data)
+            if observed is not None:
+                observed.audit_batch(len(lines), time.perf_counter() - started)
             if self.stdout is not None:
                 # One write per line: workers share stdout, and a line up to PIPE_BUF is never
                 # interleaved with another process's.
@@ -208,6 +213,8 @@ class AuditSink:
     def _failed(self, exc: Exception, batch: list) -> None:
         self.stats["failures"] += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
+        if metrics.ACTIVE is not None:
+            metrics.ACTIVE.audit_write_failures.inc()
         # Undo a partial write so the file ends at the last durable line, then start a new part
         # next time (the failure may have been the file itself).
         if self._fd is not None:

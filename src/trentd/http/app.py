@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
+from .. import metrics
 from ..audit import AuditLog, AuditUnavailable, Exchange
 from ..audit.events import event_id
 from ..auth import sigv4
@@ -134,6 +135,12 @@ class TrentApp:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the lifespan started on
         self.audit = AuditLog.for_runtime(runtime)
         self.readiness = Readiness(runtime, self.audit.sink)  # GET /readyz (http/ready.py)
+        self.request_labels = None  # with --metrics-port: what _api's requests are counted under
+        if getattr(self.settings, "metrics_port", None):
+            from .observe import RequestLabels
+
+            metrics.enable()
+            self.request_labels = RequestLabels()
         self.console = None  # the web console (trentd/console), unless --no-console
         if getattr(self.settings, "console", True):
             from ..console import Console
@@ -179,7 +186,7 @@ class TrentApp:
         # What the audit event of this request is built from (audit/events.py).
         exchange = Exchange(request_id, time.time(), scope, headers,
                             service="sts" if sts_call else "kms", default_region=self.settings.region)
-        close = False
+        close, err = False, None
         try:
             body = exchange.body = await read_body(scope, receive, self.settings.body_timeout, loop)
             # The skew check reads the real wall clock, never the service's test clock.
@@ -211,6 +218,9 @@ class TrentApp:
             err = internal(AUDIT_UNAVAILABLE)
             status, out = sts.error(err, request_id) if sts_call else (err.status, error_body(err))
             exchange.error_code = err.code  # the code the caller sees, for the access log
+        if metrics.ACTIVE is not None:  # one check: with metrics off, nothing more per request
+            # Counted before the answer leaves: a scrape after it has been received includes it.
+            self.request_labels.count(metrics.ACTIVE, exchange, err, time.time() - exchange.received)
         if self.access is not None:
             self.access.record(exchange, status)
         await respond(send, status, out, sts.XML_TYPE if sts_call else JSON_TYPE, request_id, close)

@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .. import metrics
+
 ENV = "TRENTD_HTTP_LIMITS"
 LINGER_SECONDS = 5.0  # how long the unread rest of an answered request is still read and dropped
 LINGER_BYTES = 16 * 1024 * 1024  # and how much of it
@@ -143,6 +145,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # --- the header deadline --------------------------------------------------------------
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        if metrics.ACTIVE is not None:  # one per connection, undone in connection_lost
+            metrics.ACTIVE.connections_open.inc()
         self._head_since = self.loop.time()  # a connection that never sends a request is closed too
         if self._limits.header_timeout > 0 and id(self.connections) not in _SWEPT:
             self._sweep()
@@ -186,6 +190,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # when the loop reports the connection lost.
             conn.transport.abort()
             connections.discard(conn)
+            if metrics.ACTIVE is not None:
+                metrics.ACTIVE.connections_evicted.inc()
 
     # --- parser callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -269,6 +275,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger_timer is not None:
             self._linger_timer.cancel()
+        if metrics.ACTIVE is not None:
+            metrics.ACTIVE.connections_open.dec()
         super().connection_lost(exc)
 
 

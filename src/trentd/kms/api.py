@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import agreement, aliases, datakeys, encryption, grants, keys, mac, policies, signing, tags  # noqa: F401
 from . import imports, keystores, lastusage, multiregion, rotation  # noqa: F401
+from .. import metrics
 from ..errors import AWSError
 from .cache import fresh_reads
 from .service import OPERATIONS
@@ -53,14 +54,21 @@ BACKGROUND_JOBS = (
 )
 
 
+# Each job's label in trentd_background_job_runs_total: its module and function.
+JOB_NAMES = {job: f"{job.__module__.rsplit('.', 1)[-1]}.{job.__name__}" for job in BACKGROUND_JOBS}
+
+
 def run_background_jobs(svc) -> None:
     """Run every job; one failing (a store outage) does not keep the others from running."""
     failure = None
     for job in BACKGROUND_JOBS:
+        failed = False
         try:
             job(svc)
         except Exception as exc:  # noqa: BLE001 - re-raised below, after the other jobs had their turn
-            failure = failure or exc
+            failure, failed = failure or exc, True
+        if metrics.ACTIVE is not None:
+            metrics.ACTIVE.job(JOB_NAMES.get(job) or job.__name__, failed)
     if failure is not None:
         raise failure
 

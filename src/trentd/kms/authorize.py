@@ -95,7 +95,7 @@ class Authorizer:
         self.dev = dev
         # Compiled identity policies by principal, dropped with every other cache when the store
         # changes (store/changes.py): a new identity policy applies within a second everywhere.
-        self._identity = EpochCache(getattr(store, "changes", None) or ChangeFeed(store))
+        self._identity = EpochCache(getattr(store, "changes", None) or ChangeFeed(store), name="identity_policies")
         # allows_without_context(): verdicts of condition-free policies, by everything they depend on
         self._context_free_verdicts: dict = {}
 

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 
+from .. import metrics
+
 DEFAULT_SIZE = 10_000
 _fresh = threading.local()
 
@@ -44,9 +46,10 @@ class EpochCache:
     evicting the oldest insertion (rather than the least recently used entry) only costs a hot
     entry one more load when it is evicted, whereas an LRU's lock and reordering cost every hit."""
 
-    def __init__(self, changes, size: int = DEFAULT_SIZE):
+    def __init__(self, changes, size: int = DEFAULT_SIZE, name: str = "other"):
         self.changes = changes
         self._size = size
+        self.name = name  # the cache's label in trentd_cache_hits_total and _misses_total
         self._entries: dict[tuple, tuple[int, object]] = {}
 
     def get(self, ident: tuple, load: Callable[[], object]):
@@ -58,7 +61,11 @@ class EpochCache:
         if not getattr(_fresh, "active", False):
             entry = entries.get(ident)
             if entry is not None and entry[0] == epoch:
+                if metrics.ACTIVE is not None:
+                    metrics.ACTIVE.cache_hit(self.name)
                 return entry[1]
+        if metrics.ACTIVE is not None:
+            metrics.ACTIVE.cache_miss(self.name)
         value = load()
         if value is not None:
             entries.pop(ident, None)  # re-inserted last: the oldest insertion goes first
@@ -107,9 +114,9 @@ class CachedReads:
 
 class KeyStateCache:
     def __init__(self, changes, size: int = DEFAULT_SIZE):
-        self.keys = EpochCache(changes, size)
-        self.aliases = EpochCache(changes, size)
-        self.grants = EpochCache(changes, size)
+        self.keys = EpochCache(changes, size, "keys")
+        self.aliases = EpochCache(changes, size, "aliases")
+        self.grants = EpochCache(changes, size, "grants")
 
     def reads(self, store) -> CachedReads:
         return CachedReads(store, self)

@@ -41,6 +41,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .. import metrics
 from ..inline import offload_point
 from . import schema
 from .changes import ChangeFeed
@@ -350,9 +351,15 @@ class PostgresStore:
             pass
 
     def write(self):
+        if metrics.ACTIVE is not None:
+            return metrics.ACTIVE.store_transaction(self.kind, "write", self._transaction(write=True),
+                                                    StoreUnavailable)
         return self._transaction(write=True)
 
     def read(self):
+        if metrics.ACTIVE is not None:
+            return metrics.ACTIVE.store_transaction(self.kind, "read", self._transaction(write=False),
+                                                    StoreUnavailable)
         return self._transaction(write=False)
 
     def check(self) -> None:

@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import metrics
 from ..inline import offload_point
 from . import schema
 from .changes import ChangeFeed
@@ -125,9 +126,14 @@ class SQLiteStore:
                 conn.set_progress_handler(None, 0)
 
     def write(self):
+        if metrics.ACTIVE is not None:
+            return metrics.ACTIVE.store_transaction(self.kind, "write", self._transaction("BEGIN IMMEDIATE"),
+                                                    StoreUnavailable)
         return self._transaction("BEGIN IMMEDIATE")
 
     def read(self):
+        if metrics.ACTIVE is not None:
+            return metrics.ACTIVE.store_transaction(self.kind, "read", self._transaction("BEGIN"), StoreUnavailable)
         return self._transaction("BEGIN")
 
     # --- schema ---------------------------------------------------------------------------
