@@ -3,6 +3,7 @@ rule, the open-files limit (docs/operations.md, "Limits and deadlines", "Connect
 
 - 1,005 keep-alive connections that each sent one request and then sit idle do not stop a new
   signed request: at its worker's limit, a new connection closes the longest-idle one;
+- the one closed is the longest idle even when several fell idle within one millisecond;
 - a 503 is answered only when every connection has a request in flight;
 - with two workers, each evicts among its own connections;
 - over TLS an evicted connection is let go at once, and connections closed by the keep-alive
@@ -115,6 +116,24 @@ def test_idle_connections_do_not_starve_a_new_signed_request():
             assert _still_served(idle[-1])
         finally:
             _close_all(idle)
+
+
+def test_the_longest_idle_is_closed_among_connections_answered_in_the_same_millisecond():
+    """Three connections answered one after the other, often within one millisecond, then a
+    fourth: the first of the three is closed, the other two are still served. Ordered by the event
+    loop's clock (milliseconds under uvloop) they tied, and about half of the rounds closed a newer
+    one: with two workers, sometimes the newest of all (test_each_worker_makes_room_...)."""
+    args = ("--limit-concurrency", "4", "--keep-alive-timeout", "300")
+    with TrentdServer(dev=True, extra_args=args) as server:
+        for _ in range(20):
+            idle = _idle_connections(server, 3)
+            try:
+                with _connect(server) as sock:
+                    assert _status(_ask(sock)) == 200
+                assert _closed_by_server(idle[0])
+                assert _still_served(idle[1]) and _still_served(idle[2])
+            finally:
+                _close_all(idle)  # closed by the client: gone before the next round's first answer
 
 
 def test_503_only_when_every_connection_has_a_request_in_flight():

@@ -34,6 +34,7 @@ Workers are separate processes started by uvicorn: the limits reach them through
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -118,6 +119,12 @@ class _HeadTooLarge(Exception):
 
 _SWEPT: dict[int, asyncio.TimerHandle] = {}  # id(server's connection set) -> its sweeper's next run
 
+# Marks the order in which this worker's connections fell idle (opened, or answered). An order,
+# not a time: the loop's clock under uvloop (loop.time(), a timer's when()) counts milliseconds,
+# and connections answered within one millisecond tied, the tie going to whichever the
+# connection set yielded first, often the newest.
+_IDLE_ORDER = itertools.count()
+
 
 def _sweep_interval(timeout: float) -> float:
     return min(1.0, max(0.05, timeout / 4))
@@ -141,10 +148,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._began = False  # a request has begun on this connection
         self._linger_left: int | None = None  # bytes still dropped before closing; None: not lingering
         self._linger_timer: asyncio.TimerHandle | None = None
+        self._idle_mark = 0  # _IDLE_ORDER when this connection last fell idle
 
     # --- the header deadline --------------------------------------------------------------
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        self._idle_mark = next(_IDLE_ORDER)
         if metrics.ACTIVE is not None:  # one per connection, undone in connection_lost
             metrics.ACTIVE.connections_open.inc()
         self._head_since = self.loop.time()  # a connection that never sends a request is closed too
@@ -175,11 +184,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _make_room(self) -> None:
         """At the limit, close the longest-idle connections of this worker until uvicorn (which
         counts this connection too) will serve a request here; when none is idle, its 503 stands.
-        A scan of the connections, only at the limit: nothing is kept up to date per request."""
+        A scan of the connections, only at the limit: per request, only a mark when it is answered."""
         limit, connections = self.limit_concurrency, self.connections
         while limit is not None and len(connections) >= limit:
-            idle = {conn: since for conn in connections
-                    if conn is not self and (since := _idle_since(conn)) is not None}
+            idle = {conn: order for conn in connections
+                    if conn is not self and (order := _idle_order(conn)) is not None}
             if not idle:
                 return
             conn = min(idle, key=idle.__getitem__)
@@ -242,6 +251,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().send_400_response(msg)
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # idle now (no pipelined request started)
+            self._idle_mark = next(_IDLE_ORDER)
+
     # --- closing after an answer ------------------------------------------------------------
     def close_after_answer(self) -> None:
         """The answer has been written and the connection is not kept alive: close it, lingering
@@ -280,21 +294,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def _idle_since(conn) -> float | None:
-    """Loop time since which ``conn`` has had no request in progress; None while it has one.
-    Idle is between an answer and the next request's first byte (exactly while uvicorn's
-    keep-alive timer runs), or opened and nothing sent yet. A connection already closing with
-    nothing left to send comes first (-inf): over TLS it stays open, and counted, for up to 30 s
-    waiting for the client's close_notify (after a keep-alive timeout, a 503, a 408...)."""
+def _idle_order(conn) -> float | None:
+    """Where ``conn`` stands among the idle connections, lowest first (longest idle); None while
+    it has a request in progress. Idle is between an answer and the next request's first byte
+    (exactly while uvicorn's keep-alive timer runs), or opened and nothing sent yet. A connection
+    already closing with nothing left to send comes first (-inf): over TLS it stays open, and
+    counted, for up to 30 s waiting for the client's close_notify (after a keep-alive timeout, a
+    503, a 408...)."""
     transport = conn.transport if isinstance(conn, GuardedHttpToolsProtocol) else None
     if transport is None:
         return None
     if transport.is_closing():
         return -math.inf if transport.get_write_buffer_size() == 0 else None
-    timer = conn.timeout_keep_alive_task
-    if timer is not None:
-        return timer.when() - conn.timeout_keep_alive
-    return None if conn._began else conn._head_since
+    if conn.timeout_keep_alive_task is not None or not conn._began:
+        return conn._idle_mark
+    return None
 
 
 class _OneWriteResponses:
