@@ -118,9 +118,9 @@ def workers(server: TrentdServer) -> list[int]:
     return sorted(out)
 
 
-def listening_ports(pids: list[int]) -> set[int]:
-    """TCP ports on which any of ``pids`` listens (from /proc: their socket inodes)."""
-    inodes = set()
+def socket_owners(pids: list[int]) -> dict[str, int]:
+    """Socket inode -> the pid (of ``pids``) holding it, from /proc/PID/fd."""
+    owners = {}
     for pid in pids:
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:
@@ -128,13 +128,23 @@ def listening_ports(pids: list[int]) -> set[int]:
             except OSError:
                 continue
             if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+                owners[target[8:-1]] = pid
+    return owners
+
+
+def tcp_table() -> list[list[str]]:
+    """The rows of /proc/net/tcp and tcp6, split into fields (1: local, 2: remote, 3: state, 9: inode)."""
+    return [line.split() for table in ("/proc/net/tcp", "/proc/net/tcp6")
+            for line in Path(table).read_text().splitlines()[1:]]
+
+
+def listening_ports(pids: list[int]) -> set[int]:
+    """TCP ports on which any of ``pids`` listens (from /proc: their socket inodes)."""
+    inodes = set(socket_owners(pids))
     ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    for fields in tcp_table():
+        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
 
 
@@ -280,22 +290,12 @@ def eventually(condition, seconds: float = 10.0) -> bool:
 
 def connection_owners(pids: list[int], client_ports: list[int]) -> dict[int, int]:
     """client port -> the pid holding the server side of that connection (from /proc)."""
-    owner_of_inode = {}
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                owner_of_inode[target[8:-1]] = pid
+    owner_of_inode = socket_owners(pids)
     out = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-            if remote_port in client_ports and fields[9] in owner_of_inode:
-                out[remote_port] = owner_of_inode[fields[9]]
+    for fields in tcp_table():
+        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+        if remote_port in client_ports and fields[9] in owner_of_inode:
+            out[remote_port] = owner_of_inode[fields[9]]
     assert sorted(out) == sorted(client_ports), out
     return out
 

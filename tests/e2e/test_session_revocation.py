@@ -20,12 +20,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from trentd.audit.chain import verify_files
-from trentd.testing.server import TrentdServer
 
 from ..console.client import ConsoleClient
 from .authz_world import (ACCT_A, REGION, XDENY_I, access_denied, authz_server, error_of,  # noqa: F401
                           policy)
-from .test_sts import StsWorld, assume, assumed_arn, audit_events, role_arn, session_clients, sts_error, trust
+from .test_sts import (StsWorld, assume, assumed_arn, audit_events, role_arn, second_node, session_args,
+                       session_clients, sts_error, trust)
 
 UNRECOGNIZED = "The security token included in the request is invalid."
 REVOKE_POLICY = "AWSRevokeOlderSessions"
@@ -129,11 +129,8 @@ def test_deleting_a_user_ends_its_sessions_on_every_node(world):
     key_id = key_for(world, erik.arn)
     creds = erik.client("sts").get_session_token()["Credentials"]
     server = world.server
-    other = TrentdServer(dev=False, account=ACCT_A, data_dir=server.data_dir, database=server.database,
-                         root_key_file=server.root_key_file)
-    with other:
-        args = dict(access_key=creds["AccessKeyId"], secret_key=creds["SecretAccessKey"],
-                    session_token=creds["SessionToken"], region=REGION)
+    with second_node(server) as other:
+        args = session_args(creds)
         here, there = server.client("kms", **args), other.client("kms", **args)
         for kms in (here, there):
             kms.encrypt(KeyId=key_id, Plaintext=b"secret")

@@ -355,15 +355,23 @@ def test_tampered_and_unknown_tokens(world):
     assert error_of(info)[0] == "InvalidSignatureException"
 
 
+def second_node(server: TrentdServer) -> TrentdServer:
+    """Another node over ``server``'s store (its database, or its data dir)."""
+    return TrentdServer(dev=False, account=ACCT_A, data_dir=server.data_dir, database=server.database,
+                        root_key_file=server.root_key_file)
+
+
+def session_args(creds: dict) -> dict:
+    """``TrentdServer.client`` arguments for temporary credentials as STS answers them."""
+    return dict(access_key=creds["AccessKeyId"], secret_key=creds["SecretAccessKey"],
+                session_token=creds["SessionToken"], region=REGION)
+
+
 def test_credentials_work_on_another_node(world):
     """Sessions live in the store: a second node over the same store knows them at once."""
     creds = assume(world, "alice", "App", "node-one")["Credentials"]
-    server = world.server
-    other = TrentdServer(dev=False, account=ACCT_A, data_dir=server.data_dir, database=server.database,
-                         root_key_file=server.root_key_file)
-    with other:
-        args = dict(access_key=creds["AccessKeyId"], secret_key=creds["SecretAccessKey"],
-                    session_token=creds["SessionToken"], region=REGION)
+    with second_node(world.server) as other:
+        args = session_args(creds)
         assert other.client("sts", **args).get_caller_identity()["Arn"] == assumed_arn(ACCT_A, "App", "node-one")
         other.client("kms", **args).list_keys()
 
