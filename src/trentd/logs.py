@@ -162,7 +162,8 @@ def logging_config(level: str) -> dict:
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "trentd.logs.JsonFormatter"}},
         "handlers": {"line": {"()": "trentd.logs.LineHandler", "formatter": "json"}},
-        "loggers": {"uvicorn": {"handlers": [], "propagate": True}, "uvicorn.error": {"handlers": [], "propagate": True},
+        "loggers": {"uvicorn": {"handlers": [], "propagate": True},
+                    "uvicorn.error": {"handlers": [], "propagate": True},
                     # trentd writes its own access log (http/access.py), which knows the operation and caller
                     "uvicorn.access": {"handlers": [], "propagate": False}},
         "root": {"handlers": ["line"], "level": level.upper()},
@@ -205,4 +206,4 @@ def notice(text: str, level: int = logging.INFO, stream=None) -> None:
         print(text, file=stream or sys.stdout, flush=True)
         return
     logger = logging.getLogger("trentd")
-    logger.handle(logger.makeRecord(logger.name, level, __name__, 0, text, None, None))
+    logger.handle(logger.makeRecord(logger.name, level, __name__, 0, text, (), None))

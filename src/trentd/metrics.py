@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported for real only when metrics are on (Metrics.__init__)
+    from prometheus_client import Counter
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ACTIVE: "Metrics | None" = None
@@ -90,8 +94,8 @@ class Metrics:
                       registry=None, multiprocess_mode="max")
         build.labels(version()).set(1)
         self._request_children: dict[tuple, tuple] = {}
-        self._hits: dict[str, object] = {}
-        self._misses: dict[str, object] = {}
+        self._hits: dict[str, Counter] = {}
+        self._misses: dict[str, Counter] = {}
 
     def request(self, service: str, operation: str, outcome: str, seconds: float) -> None:
         key = (service, operation, outcome)

@@ -208,6 +208,7 @@ class AuditSink:
         self._settle(batch, True)
 
     def _write_all(self, data: bytes) -> None:
+        assert self._fd is not None  # _ensure_file opened it
         _write_fd(self._fd, data)  # durable on return when self.fsync (O_DSYNC, _ensure_file)
 
     def _failed(self, exc: Exception, batch: list) -> None:
@@ -243,6 +244,7 @@ class AuditSink:
 
     def _ensure_file(self) -> None:
         if self._fd is not None:
+            assert self._path is not None  # set with self._fd
             try:
                 st = os.stat(self._path)
                 if (st.st_dev, st.st_ino) == self._ident:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache, wraps
+from typing import Any, Callable
 
 from ..errors import AWSError
 
@@ -118,7 +119,8 @@ class Glob:
     __slots__ = ("pieces", "lengths", "min_len", "fullmatch")
 
     def __init__(self, segments: tuple[tuple[str, bool], ...]):
-        pieces, piece = [], []
+        pieces: list[list[tuple[str, bool]]] = []
+        piece: list[tuple[str, bool]] = []
         for text, exact in segments:
             for ch in text:
                 if ch == "*" and not exact:
@@ -157,8 +159,8 @@ class Glob:
         if len(s) < self.min_len or not self._at(pieces[0], s, 0) or not self._at(pieces[-1], s, end):
             return False
         pos = lengths[0]
-        for piece, n in zip(pieces[1:-1], lengths[1:-1]):
-            if type(piece) is str:
+        for piece, n in zip(pieces[1:-1], lengths[1:-1], strict=True):
+            if isinstance(piece, str):
                 at = s.find(piece, pos, end)
             else:
                 m = piece.search(s, pos, end)
@@ -180,7 +182,7 @@ class ArnGlob:
 
     def fullmatch(self, s: str) -> bool:
         values = s.split(":", 5)
-        return len(values) == 6 and all(g.fullmatch(v) for g, v in zip(self.parts, values))
+        return len(values) == 6 and all(g.fullmatch(v) for g, v in zip(self.parts, values, strict=True))
 
 
 def any_match(globs, s: str) -> bool:
@@ -196,7 +198,8 @@ def glob(segments: tuple[tuple[str, bool], ...], arn: bool = False):
     For ``arn``, None when the pattern has fewer than six colon-separated parts."""
     if not arn:
         return Glob(segments)
-    parts, current = [], []
+    parts: list[tuple[tuple[str, bool], ...]] = []
+    current: list[tuple[str, bool]] = []
     for text, exact in segments:
         for i, chunk in enumerate(text.split(":", 5 - len(parts)) if len(parts) < 5 else [text]):
             if i:
@@ -262,7 +265,7 @@ def parse_date(text: str) -> float:
     if not m:
         raise ValueError(text)
     *fields, frac, tz = m.groups()
-    year, month, day, hh, mm, ss = (int(f or d) for f, d in zip(fields, (0, 0, 1, 0, 0, 0)))
+    year, month, day, hh, mm, ss = (int(f or d) for f, d in zip(fields, (0, 0, 1, 0, 0, 0), strict=True))
     offset = 0 if not tz or tz in "Zz" else int(tz[0] + "1") * (int(tz[1:3]) * 3600 + int(tz[-2:]) * 60)
     micro = int((frac or "0")[:6].ljust(6, "0"))
     return datetime(year, month, day, hh, mm, ss, micro, timezone(timedelta(seconds=offset))).timestamp()
@@ -325,7 +328,7 @@ class _StringMatcher:
             return UNKNOWN
         if any_match(self.globs, s) if self.globs is not None else self._fold(s) in self.exact:
             return True
-        result = False
+        result: bool | None = False
         for t in self.dynamic:
             segments = t.segments(resolve)
             if self.mode in ("like", "arn"):
@@ -345,9 +348,9 @@ class _ValueMatcher:
     compared by ``test`` with each precompiled policy value (``dynamic``: Bool variables)."""
 
     values: tuple
-    convert: object
-    test: object
-    dynamic: tuple = ()
+    convert: Callable[[Any], Any]  # request value -> comparable, None when it cannot be used
+    test: Callable[[Any, Any], bool]  # (request value, policy value)
+    dynamic: tuple[Template, ...] = ()
 
     def match(self, v, resolve) -> bool | None:
         x = self.convert(v)
@@ -355,7 +358,7 @@ class _ValueMatcher:
             return UNKNOWN
         if any(self.test(x, p) for p in self.values):
             return True
-        result = False
+        result: bool | None = False
         for t in self.dynamic:  # a Bool variable whose value is not true/false: UNKNOWN
             b = as_bool(t.text(resolve))
             if b is not None and self.test(x, b):
@@ -414,12 +417,13 @@ def compile_matcher(family: str, mode, values: list, op: str, variables: bool):
     """Type-check one key's policy values and build its matcher. Variables are honoured only
     in string, ARN and Bool values (IAM: not in Numeric, Date, Binary, IP or Null)."""
     if family == "string":  # JSON true/false compare as the strings "true"/"false"
-        templates = [Template(as_text(v), variables) for v in values]
+        texts = [as_text(v) for v in values]  # values are str or bool (policy._value_list): never None
+        templates = [Template(text, variables) for text in texts if text is not None]
         for t in templates:
             if mode == "arn" and not t.has_vars and t.text(None) != "*" and glob(t.segments(None), True) is None:
                 raise malformed(f"Condition {op} requires an ARN, not {t.text(None)!r}.")
         return _StringMatcher(mode, templates)
-    dynamic = ()
+    dynamic: tuple[Template, ...] = ()
     if family == "bool" and variables:
         dynamic = tuple(t for t in (Template(v, True) for v in values if type(v) is str) if t.has_vars)
         values = [v for v in values if not (type(v) is str and Template(v, True).has_vars)]
@@ -440,7 +444,7 @@ class Condition:
     """One (operator, key) pair of a Condition block."""
 
     key: str
-    matcher: object
+    matcher: _StringMatcher | _ValueMatcher
     negated: bool
     qualifier: str | None  # "any", "all" or None
     if_exists: bool

@@ -36,7 +36,7 @@ class CredentialCache:
         """The cached value, or ``load()`` (a miss, None, is cached too: unknown keys cost one read)."""
         epoch = self._epoch()  # before load(): a change racing with the read leaves the entry stale
         entry = self._entries.get(access_key_id)
-        if self._valid(entry, epoch):
+        if entry is not None and self._valid(entry, epoch):
             return entry[2]
         value = load()
         if epoch is not None:

@@ -265,10 +265,10 @@ def _value_list(raw, op: str, key: str) -> list:
     return values
 
 
-def _parse_conditions(block, variables: bool) -> tuple:
+def _parse_conditions(block, variables: bool) -> tuple[Condition | NullCondition, ...]:
     if not isinstance(block, dict):
         raise malformed("The Condition element must be a JSON object.")
-    out = []
+    out: list[Condition | NullCondition] = []
     for op, keys in block.items():
         qualifier, base, if_exists = _split_operator(op)
         if not isinstance(keys, dict):
@@ -296,6 +296,14 @@ _STATEMENT_ELEMENTS = ("Sid", "Effect", "Principal", "NotPrincipal", "Action", "
 class _Statement:
     __slots__ = ("deny", "principals", "not_principal", "actions", "not_action", "resources", "not_resource",
                  "conditions")
+    deny: bool
+    principals: _Principals | None  # None in an identity policy
+    not_principal: bool
+    actions: tuple  # compiled globs (_parse_actions)
+    not_action: bool
+    resources: _Resources
+    not_resource: bool
+    conditions: tuple[Condition | NullCondition, ...]
 
     def applies(self, request: Request, action: str, resolve) -> int:
         """_DIRECT/_ACCOUNT bits when this statement applies to the request, else 0."""
@@ -348,13 +356,16 @@ def _parse_statement(st, resource_policy: bool, variables: bool, principal_exist
     actions, s.not_action = _either(st, "Action")
     if actions is None and not resource_policy:
         raise malformed("Policy statement must contain actions.")
-    s.actions = None if actions is None else _parse_actions(actions)
+    parsed_actions = None if actions is None else _parse_actions(actions)
     resources, s.not_resource = _either(st, "Resource")
     if resources is None and not resource_policy:
         raise malformed("Policy statement must contain resources.")
-    s.resources = None if resources is None else _parse_resources(resources, not resource_policy, variables)
+    parsed_resources = None if resources is None else _parse_resources(resources, not resource_policy, variables)
     s.conditions = _parse_conditions(st["Condition"], variables) if "Condition" in st else ()
-    return s if s.actions is not None and s.resources is not None else None
+    if parsed_actions is None or parsed_resources is None:
+        return None
+    s.actions, s.resources = parsed_actions, parsed_resources
+    return s
 
 
 # --- documents -------------------------------------------------------------------------------

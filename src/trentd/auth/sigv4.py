@@ -81,8 +81,8 @@ def normalize_headers(headers: Mapping[str, str] | Iterable[tuple[bytes | str, b
     out = Headers()
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     for name, value in pairs:
-        name = (name.decode("latin-1") if type(name) is bytes else name).lower()
-        value = value.decode("utf-8", "surrogateescape") if type(value) is bytes else value
+        name = (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
+        value = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
         if name in out:
             # SigV4: a header sent several times is signed as its values, each trimmed, joined by
             # ',' in arrival order (inner whitespace is collapsed later, when canonicalising).
@@ -197,7 +197,8 @@ def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None 
     for item in rest.replace(",", " ").split():
         key, eq, value = item.partition("=")
         if not eq:
-            raise _incomplete(f"'{item}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'.")
+            raise _incomplete(f"'{item}' not a valid key=value pair (missing equal-sign) "
+                              f"in Authorization header: '{auth}'.")
         if key in params:  # ambiguous: which one was signed? refuse rather than guess
             raise _incomplete(f"Authorization header has duplicate '{key}' parameter. Authorization={auth}")
         params[key] = value
@@ -216,7 +217,8 @@ def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None 
         # Canonical form is the only accepted form: a list that is not what the signer must have
         # hashed cannot verify anyway, and rejecting it early gives a clearer message.
         if raw_signed != raw_signed.lower() or "" in signed or list(signed) != sorted(set(signed)):
-            raise _incomplete(f"SignedHeaders must be lower-case, sorted and unique, separated by ';'. Got '{raw_signed}'.")
+            raise _incomplete("SignedHeaders must be lower-case, sorted and unique, separated by ';'. "
+                              f"Got '{raw_signed}'.")
         _remember(_CANONICAL_SIGNED, raw_signed, signed)
     if "host" not in signed:
         raise _must_sign("'Host' or ':authority'")

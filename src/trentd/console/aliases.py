@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import AWSError
 from .calls import describe, status_of
 from .keys import alias_name, all_aliases
@@ -13,7 +15,8 @@ async def list_aliases(ctx) -> Response:
 
 
 async def _page(ctx, status: int = 200, **extra) -> Response:
-    context = {"aliases": [], "values": {"alias_name": "", "target_key": ""}, "error": None, "list_error": None}
+    context: dict[str, Any] = {"aliases": [], "values": {"alias_name": "", "target_key": ""}, "error": None,
+                               "list_error": None}
     context.update(extra)
     try:
         context["aliases"] = sorted(await all_aliases(ctx), key=lambda a: a["AliasName"])

@@ -134,9 +134,10 @@ class Console:
             request.form = await read_form(request, receive, self.settings.body_timeout)
         session = None
         if private:
-            session = await self._session(request)
-            if isinstance(session, Response):
-                return session
+            live = await self._session(request)
+            if isinstance(live, Response):
+                return live
+            session = live
             if request.method == "POST" and not session.csrf_ok(request.form["csrf"]):
                 return self._refused(request, "This form has expired or did not come from this console. "
                                               "Reload the page and try again.", session)

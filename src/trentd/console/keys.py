@@ -8,6 +8,7 @@ such instead of leaking its metadata. At most MAX_KEYS keys of the Region are re
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import urlencode
 
 from ..crypto.specs import ALGORITHM_FIELD, KEY_SPECS
@@ -132,7 +133,7 @@ def _links(filters: dict, sort: str, order: str, page: int, pages: int) -> dict:
     def url(**extra) -> str:
         return "/console/keys?" + urlencode({**base, **extra})
 
-    links = {"sort": {}}
+    links: dict[str, Any] = {"sort": {}}
     for column in SORTS:
         flipped = "desc" if (column == sort and order == "asc") else "asc"
         links["sort"][column] = url(sort=column, order=flipped)

@@ -53,9 +53,9 @@ def _form(ctx, status: int = 200, headers: tuple = (), **context) -> Response:
     none yet)."""
     request = ctx.request
     token, set_cookie = ctx.console.signin_tokens.issue(request.cookie(SIGNIN_COOKIE_NAME), secure=request.secure)
-    headers = [*headers, *([("set-cookie", set_cookie)] if set_cookie else [])]
+    all_headers = [*headers, *([("set-cookie", set_cookie)] if set_cookie else [])]
     values = {"region": ctx.settings.region, "access_key_id": "", "account": "", **context.pop("values", {})}
-    return ctx.render("signin.html", status, headers=headers, csrf=token, values=values, **context)
+    return ctx.render("signin.html", status, headers=all_headers, csrf=token, values=values, **context)
 
 
 async def submit(ctx) -> Response:
@@ -66,6 +66,7 @@ async def submit(ctx) -> Response:
         return _form(ctx, 403, values=values, error=FORM_EXPIRED)
     if not REGION.fullmatch(region):
         return _form(ctx, 400, values=values, region_error=BAD_REGION)
+    principal: str | Refusal
     if ctx.settings.dev:
         account = values["account"]
         if not _ACCOUNT.fullmatch(account):

@@ -160,8 +160,10 @@ def _signing(spec: str, algorithm: str, message_type: str, message: bytes) -> tu
             raise validation(f"Message type {message_type} is incompatible with algorithm {algorithm}.")
     elif message_type not in _FAMILY_MESSAGE_TYPES[ks.family]:
         raise validation(f"Message type {message_type} is incompatible with key spec {spec}.")
-    if message_type == DIGEST and len(message) != rsa_ecc.HASHES[sig.hash].digest_size:
-        raise validation(f"Digest is invalid length for algorithm {algorithm}.")
+    if message_type == DIGEST:
+        assert sig.hash is not None  # every algorithm that takes a DIGEST names its hash
+        if len(message) != rsa_ecc.HASHES[sig.hash].digest_size:
+            raise validation(f"Digest is invalid length for algorithm {algorithm}.")
     if message_type == EXTERNAL_MU and len(message) != EXTERNAL_MU_BYTES:
         raise validation(f"Message of type EXTERNAL_MU must be exactly {EXTERNAL_MU_BYTES} bytes "
                          f"for algorithm {algorithm}.")

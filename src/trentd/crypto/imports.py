@@ -51,6 +51,7 @@ def unwrap(algorithm: str, private_der: bytes, encrypted: bytes) -> bytes:
     the import token, sealed under the root key), so OpenSSL's slow RSA key check is skipped."""
     hash_type, with_aes = WRAPPING_ALGORITHMS[algorithm]
     key = serialization.load_der_private_key(private_der, password=None, unsafe_skip_rsa_key_validation=True)
+    assert isinstance(key, rsa.RSAPrivateKey)  # generate_wrapping_key made it
     oaep = padding.OAEP(mgf=padding.MGF1(algorithm=hash_type()), algorithm=hash_type(), label=None)
     size = key.key_size // 8
     try:

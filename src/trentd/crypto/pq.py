@@ -27,9 +27,14 @@ from trentd.errors import validation
 
 from .specs import KeySpec
 
-_MLDSA = {44: mldsa.MLDSA44PrivateKey, 65: mldsa.MLDSA65PrivateKey, 87: mldsa.MLDSA87PrivateKey}
-_MLKEM = {768: (mlkem.MLKEM768PrivateKey, mlkem.MLKEM768PublicKey),
-          1024: (mlkem.MLKEM1024PrivateKey, mlkem.MLKEM1024PublicKey)}
+_MLDSAKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+_MLKEMKey = mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey
+_MLKEMPublic = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey
+_MLDSA: dict[int, type[_MLDSAKey]] = {
+    44: mldsa.MLDSA44PrivateKey, 65: mldsa.MLDSA65PrivateKey, 87: mldsa.MLDSA87PrivateKey}
+_MLKEM: dict[int, tuple[type[_MLKEMKey], type[_MLKEMPublic]]] = {
+    768: (mlkem.MLKEM768PrivateKey, mlkem.MLKEM768PublicKey),
+    1024: (mlkem.MLKEM1024PrivateKey, mlkem.MLKEM1024PublicKey)}
 
 _DER = serialization.Encoding.DER
 _PKCS8 = serialization.PrivateFormat.PKCS8
@@ -92,10 +97,10 @@ def load(ks: KeySpec, material: bytes):
         dk = material[len(_PKCS8_512_PREFIX):]
         if not material.startswith(_PKCS8_512_PREFIX) or len(dk) != _DK_LEN:
             raise ValueError("key material is not an ML_KEM_512 PKCS#8 private key (expandedKey form)")
-        key = MLKEM512Key(dk)
-        if hashlib.sha3_256(key.ek).digest() != dk[_EK_AT + _EK_LEN:_EK_AT + _EK_LEN + 32]:
+        kem512 = MLKEM512Key(dk)
+        if hashlib.sha3_256(kem512.ek).digest() != dk[_EK_AT + _EK_LEN:_EK_AT + _EK_LEN + 32]:
             raise ValueError("ML_KEM_512 decapsulation key fails its hash check")
-        return key
+        return kem512
     try:
         key = serialization.load_der_private_key(material, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:

@@ -76,7 +76,7 @@ def load(ks: KeySpec, material: bytes):
         fits = isinstance(key, ed25519.Ed25519PrivateKey)
     if not fits:
         raise ValueError(f"key material is not a {ks.name} private key")
-    return _ed25519_pair(key) if ks.family == "ed25519" else key
+    return _ed25519_pair(key) if isinstance(key, ed25519.Ed25519PrivateKey) else key
 
 
 def _ed25519_pair(key: ed25519.Ed25519PrivateKey) -> Ed25519Key:
@@ -111,6 +111,7 @@ def sign(key, scheme: str, hash_name: str | None, message: bytes, prehashed: boo
         return key.key.sign(message)
     if scheme == "ed25519ph":
         return _eddsa.new(key.ph_key, "rfc8032").sign(_PH_SHA512.new(message))
+    assert hash_name is not None  # every RSA and ECDSA algorithm names its hash
     hash_ = HASHES[hash_name]
     algorithm = Prehashed(hash_) if prehashed else hash_
     if scheme == "ecdsa":
@@ -126,6 +127,7 @@ def verify(key, scheme: str, hash_name: str | None, message: bytes, prehashed: b
         elif scheme == "ed25519ph":
             _eddsa.new(key.ph_key.public_key(), "rfc8032").verify(_PH_SHA512.new(message), signature)
         else:
+            assert hash_name is not None  # every RSA and ECDSA algorithm names its hash
             hash_ = HASHES[hash_name]
             algorithm = Prehashed(hash_) if prehashed else hash_
             public = key.public_key()

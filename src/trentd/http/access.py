@@ -84,10 +84,10 @@ class AccessLog:
         members = fields(exchange, status, now - _seconds(exchange.received))
         # Shown whatever --log-level says: the access log was asked for by its own flag.
         if logs.json_mode():
-            record = log.makeRecord(log.name, logging.INFO, __name__, 0, "request", None, None,
+            record = log.makeRecord(log.name, logging.INFO, __name__, 0, "request", (), None,
                                     extra={"fields": members})
         else:
-            record = log.makeRecord(log.name, logging.INFO, __name__, 0, text_line(members), None, None)
+            record = log.makeRecord(log.name, logging.INFO, __name__, 0, text_line(members), (), None)
         record.created, record.msecs = now, now % 1 * 1000
         log.handle(record)
 

@@ -20,8 +20,12 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import metrics
+
+if TYPE_CHECKING:  # prometheus_client is imported only when metrics are on
+    from prometheus_client import CollectorRegistry
 
 # The classic text format, which every Prometheus 2.x and promtool reads.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -63,7 +67,7 @@ class _Server6(_Server):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    registry = None
+    registry: CollectorRegistry  # both set by the subclass start() makes
     directory: Path
     server_version = "trentd"
     sys_version = ""

@@ -165,7 +165,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         connections, timeout = self.connections, self._limits.header_timeout
         cutoff = self.loop.time() - timeout
         for conn in list(connections):
-            since = getattr(conn, "_head_since", None)
+            if not isinstance(conn, GuardedHttpToolsProtocol):
+                continue
+            since = conn._head_since
             if since is not None and since < cutoff:
                 conn._head_timed_out()
         if connections:
@@ -225,7 +227,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:  # a new request's cycle
-            cycle.transport = _OneWriteResponses(self.transport, self.close_after_answer)
+            # a stand-in with the Transport's interface (writes held, the rest passed through)
+            cycle.transport = _OneWriteResponses(self.transport, self.close_after_answer)  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self._linger_left is not None:  # the answer has left: the rest of the request is dropped
@@ -363,6 +366,7 @@ class Deadlines:
         running loop costs a getpid() system call)."""
         loop = loop or asyncio.get_running_loop()
         task = asyncio.current_task(loop)
+        assert task is not None  # within() is awaited, so from a task
         self._waiting[task] = loop.time() + timeout
         if self._sweep_handle is None or loop is not self._loop or _sweep_interval(timeout) < self._interval:
             self._schedule(loop, _sweep_interval(timeout))

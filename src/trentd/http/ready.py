@@ -97,7 +97,7 @@ class Readiness:
     async def answer(self, loop, executor) -> tuple[int, bytes]:
         """(status, JSON body) of ``GET /readyz``."""
         reasons = await asyncio.gather(*(check.result(loop, executor) for check in self.checks))
-        failing = {check.name: reason for check, reason in zip(self.checks, reasons) if reason is not None}
+        failing = {check.name: reason for check, reason in zip(self.checks, reasons, strict=True) if reason is not None}
         if failing:
             return 503, orjson.dumps({"status": "not ready", "failing": failing})
         return 200, b'{"status":"ready"}'

@@ -50,7 +50,8 @@ RENEW_BEFORE = dt.timedelta(days=30)
 GRACEFUL_SHUTDOWN_SECONDS = 5  # a stop waits this long for requests in flight, then cancels them
 
 
-def server_context_for(certfile: str, keyfile: str | None, password: str | None = None) -> ssl.SSLContext:
+def server_context_for(certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None,
+                       password: str | None = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(TLS12_CIPHERS)
@@ -104,7 +105,8 @@ def reload_certificates() -> None:
                  served.certfile, describe_certificate(served.certfile))
 
 
-def check_certificate(certfile: str, keyfile: str | None, password: str | None = None) -> bool:
+def check_certificate(certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None,
+                      password: str | None = None) -> bool:
     """Whether the files load (the ``--workers`` supervisor asks before telling the workers)."""
     try:
         server_context_for(certfile, keyfile, password)
@@ -146,8 +148,9 @@ def send_handshake_alerts() -> None:
                 pass
         return on_handshake_complete(self, handshake_exc)
 
-    cls._on_handshake_complete = _on_handshake_complete
-    cls._trentd_sends_alerts = True
+    # patching asyncio's class, once per process: typeshed does not know these private names
+    cls._on_handshake_complete = _on_handshake_complete  # type: ignore[method-assign]
+    cls._trentd_sends_alerts = True  # type: ignore[attr-defined]
 
 
 # --- --tls-self-signed ------------------------------------------------------------------------

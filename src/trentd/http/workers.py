@@ -42,9 +42,11 @@ class Supervisor(Multiprocess):
         if not tls.check_certificate(config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password):
             return
         for process in self.processes:
+            if process.pid is None:  # not started
+                continue
             try:
                 os.kill(process.pid, signal.SIGHUP)
-            except (ProcessLookupError, TypeError):  # gone (replaced on the next round) or not started
+            except ProcessLookupError:  # gone (replaced on the next round)
                 pass
 
 

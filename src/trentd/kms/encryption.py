@@ -100,12 +100,13 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
         raise invalid_ciphertext()
     if xks_blob is not None:
         return key, keystores.open_sealed(svc, tx, caller, key, xks_blob, context), None
+    assert isinstance(header, envelope.Header)  # an external key store's blob was opened above
     material_id = header.material_id.hex()
-    material = svc.material(tx, key.account, key.key_id, material_id)
-    if material is None:
+    backing = svc.material(tx, key.account, key.key_id, material_id)
+    if backing is None:
         raise invalid_ciphertext()
     try:
-        return key, envelope.decrypt(blob, material, context, header), material_id
+        return key, envelope.decrypt(blob, backing, context, header), material_id
     except envelope.MalformedCiphertext:
         raise invalid_ciphertext() from None
 

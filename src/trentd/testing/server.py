@@ -104,7 +104,9 @@ class TrentdServer:
             return None
         import ssl
 
-        return ssl.create_default_context(cafile=str(self.ca_bundle)) if self.ca_bundle else ssl._create_unverified_context()
+        if self.ca_bundle:
+            return ssl.create_default_context(cafile=str(self.ca_bundle))
+        return ssl._create_unverified_context()
 
     def serve_args(self) -> list[str]:
         """The ``trentd serve`` command line of this server."""
@@ -184,6 +186,7 @@ class TrentdServer:
             self._log.close()
 
     def _kill_all(self) -> None:
+        assert self.process is not None  # called only while the server process runs
         if self.workers > 1:
             os.killpg(self.process.pid, signal.SIGKILL)
         else:

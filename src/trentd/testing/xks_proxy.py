@@ -141,7 +141,7 @@ class XksTestProxy:
         self.requests: list[dict] = []
         self.metadata_version = b"v=1"  # returned as ciphertextMetadata by encrypt
         self._cert = ca.issue(hostname)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # --- configuration ----------------------------------------------------------------------
@@ -270,7 +270,8 @@ class XksTestProxy:
             return out
         if "DECRYPT" not in key.usage:
             raise _ProxyError("InvalidKeyUsageException", "the key cannot decrypt")
-        ciphertext, iv, tag = _b64(body, "ciphertext"), _b64(body, "initializationVector"), _b64(body, "authenticationTag")
+        ciphertext, iv = _b64(body, "ciphertext"), _b64(body, "initializationVector")
+        tag = _b64(body, "authenticationTag")
         md = _b64(body, "ciphertextMetadata", optional=True)
         if len(iv) not in (12, 16) or len(tag) != 16 or len(md) > 20:
             raise _ProxyError("ValidationException", "bad initializationVector, authenticationTag or metadata")
