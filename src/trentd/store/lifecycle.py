@@ -5,10 +5,11 @@ Tables (migration 0003): ``key_rotation`` (automatic schedule, on-demand count),
 ``material_versions`` (one row per key material: first, rotated, imported) and ``key_last_usage``.
 
 Background jobs claim due work with ``claim_*``: inside a write transaction, the rows are locked
-with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (the key row too, so no request changes the key
-under the job; rows another node holds are skipped, never waited for, so a job can never
-deadlock with a request), and SQLite's ``BEGIN IMMEDIATE`` serialises writers. Each claim
-re-checks that the work is still due, so every rotation or expiry runs exactly once.
+with the engine's ``claim_clause`` (store/sql.py: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the
+key row too, so no request changes the key under the job; rows another node holds are skipped,
+never waited for, so a job can never deadlock with a request), and SQLite's ``BEGIN IMMEDIATE``
+serialises writers. Each claim re-checks that the work is still due, so every rotation or expiry
+runs exactly once.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ _WHERE_KEY = "account = ? AND region = ? AND key_id = ?"
 class LifecycleQueries(SQLTransaction):
     # --- the key row ------------------------------------------------------------------------
     def lock_key_row(self, account: str, region: str, key_id: str) -> tuple[str, str | None] | None:
-        """Lock the key's row until the transaction ends (PostgreSQL; SQLite writers are already
-        serialised) and return its fresh (key_state, current_material). Requests that change a
-        key's material take this lock after the scope lock, in the same order everywhere."""
+        """Lock the key's row until the transaction ends (the engine's ``lock_clause``: PostgreSQL;
+        SQLite writers are already serialised) and return its fresh (key_state, current_material).
+        Requests that change a key's material take this lock after the scope lock, in the same
+        order everywhere."""
         row = self.one(f"SELECT key_state, current_material FROM keys WHERE {_WHERE_KEY}{self.lock_clause}",
                        (account, region, key_id))
         return (row[0], row[1]) if row else None

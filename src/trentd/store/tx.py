@@ -107,9 +107,10 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
                "DO UPDATE SET n = key_counts.n + excluded.n", (account, region, delta))
 
     def keys_due_for_deletion(self, now: float, limit: int = 100) -> list[KeyRecord]:
-        """Keys whose deletion date has passed, claimed for this transaction: on PostgreSQL the rows
-        are locked and rows another node holds are skipped, so every node can sweep at once and
-        each key is deleted by exactly one of them (SQLite's ``BEGIN IMMEDIATE`` serialises)."""
+        """Keys whose deletion date has passed, claimed for this transaction (``claim_clause``): on
+        PostgreSQL the rows are locked and rows another node holds are skipped, so every node can
+        sweep at once and each key is deleted by exactly one of them (SQLite's ``BEGIN IMMEDIATE``
+        serialises)."""
         rows = self.q(
             f"SELECT {_KEY_COLUMNS} FROM keys WHERE deletion_date IS NOT NULL AND deletion_date <= ? "
             "ORDER BY deletion_date LIMIT ?" + self.claim_clause,
