@@ -102,9 +102,7 @@ def rewrap_all(tx, ring: rootkey.RootKeyRing, target) -> dict[str, int]:
     """Rewrap, inside ``tx``, every wrapped value that ``target`` did not wrap. Returns how many
     values of each kind were rewrapped."""
     counts: dict[str, int] = {}
-    if tx.engine == "postgres":  # writers wait (readers do not) until this transaction ends
-        tables = ", ".join(sorted({c.table for c in WRAPPED_COLUMNS} | {"meta"}))
-        tx.q(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
+    tx.block_writers(sorted({c.table for c in WRAPPED_COLUMNS} | {"meta"}))  # readers do not wait
     for col in WRAPPED_COLUMNS:
         ident = ", ".join(col.identity)
         where = " AND ".join(f"{name} = ?" for name in col.identity)

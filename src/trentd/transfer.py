@@ -276,9 +276,7 @@ def open_bundle(bundle: dict, *, transfer: tuple[X25519PrivateKey, bytes] | None
 
 
 def _table_exists(tx, table: str) -> bool:
-    if tx.engine == "postgres":
-        return tx.one("SELECT to_regclass(?) IS NOT NULL", (table,))[0]
-    return tx.one("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))[0] > 0
+    return tx.has_table(table)
 
 
 def _columns(tx, table: str) -> set[str]:

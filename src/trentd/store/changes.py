@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from .interface import Store
 from .reset import reset_generation
 
 log = logging.getLogger("trentd.store")
@@ -39,7 +40,7 @@ TRUST_SECONDS = 0.75  # < 1 s: DESIGN.md's bound for a change to reach every nod
 
 
 class ChangeFeed:
-    def __init__(self, store):
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._epoch = 0
         self._seen: int | None = None  # the store's generation at the last poll

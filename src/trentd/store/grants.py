@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+
+from .records import GrantRecord
+from .sql import SQLTransaction
+
+__all__ = ["GrantQueries", "GrantRecord"]
 
 _COLUMNS = ("account, region, key_id, grant_id, name, grantee, retiring, grantee_service, retiring_service, "
             "operations, grant_constraints, issuing_account, created")
-
-
-@dataclass
-class GrantRecord:
-    account: str
-    region: str
-    key_id: str
-    grant_id: str
-    name: str | None
-    grantee: str | None
-    retiring: str | None
-    grantee_service: str | None
-    retiring_service: str | None
-    operations: list[str]
-    constraints: dict | None
-    issuing_account: str
-    created: float
 
 
 def _grant(row) -> GrantRecord:
@@ -33,7 +20,7 @@ def _grant(row) -> GrantRecord:
     return GrantRecord(*values)
 
 
-class GrantQueries:
+class GrantQueries(SQLTransaction):
     def insert_grant(self, g: GrantRecord) -> None:
         self.q(
             f"INSERT INTO grants ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

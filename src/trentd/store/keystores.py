@@ -7,38 +7,14 @@ such a store).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from .records import KeyStoreRecord, XksBinding
 from .rootkey import aad_for
+from .sql import SQLTransaction
+
+__all__ = ["KeyStoreQueries", "KeyStoreRecord", "XksBinding", "secret_aad"]
 
 _STORE_COLUMNS = ("account, region, store_id, name, store_type, uri_endpoint, uri_path, connectivity, "
                   "access_key_id, wrapped_secret, connection_state, connection_error, created")
-
-
-@dataclass
-class KeyStoreRecord:
-    account: str
-    region: str
-    store_id: str
-    name: str
-    store_type: str  # EXTERNAL_KEY_STORE (the only type trentd has)
-    uri_endpoint: str
-    uri_path: str
-    connectivity: str
-    access_key_id: str
-    wrapped_secret: bytes
-    connection_state: str  # DISCONNECTED | CONNECTED | FAILED
-    connection_error: str | None
-    created: float
-
-
-@dataclass
-class XksBinding:
-    """A KMS key's external key, and the state of the store that holds it."""
-
-    store_id: str
-    xks_key_id: str
-    store: KeyStoreRecord | None
 
 
 def secret_aad(account: str, region: str, store_id: str, access_key_id: str) -> bytes:
@@ -52,28 +28,28 @@ def _store(row) -> KeyStoreRecord:
     return KeyStoreRecord(*values)
 
 
-class KeyStoreQueries:
+class KeyStoreQueries(SQLTransaction):
     # --- stores -----------------------------------------------------------------------------
     def get_key_store(self, account: str, region: str, store_id: str) -> KeyStoreRecord | None:
-        self._scope(account, region)
+        self.lock_scope(account, region)
         row = self.one(f"SELECT {_STORE_COLUMNS} FROM custom_key_stores WHERE account = ? AND region = ? "
                        "AND store_id = ?", (account, region, store_id))
         return _store(row) if row else None
 
     def get_key_store_by_name(self, account: str, region: str, name: str) -> KeyStoreRecord | None:
-        self._scope(account, region)
+        self.lock_scope(account, region)
         row = self.one(f"SELECT {_STORE_COLUMNS} FROM custom_key_stores WHERE account = ? AND region = ? "
                        "AND name = ?", (account, region, name))
         return _store(row) if row else None
 
     def list_key_stores(self, account: str, region: str, after: str = "", limit: int = 1000) -> list[KeyStoreRecord]:
-        self._scope(account, region)
+        self.lock_scope(account, region)
         rows = self.q(f"SELECT {_STORE_COLUMNS} FROM custom_key_stores WHERE account = ? AND region = ? "
                       "AND store_id > ? ORDER BY store_id LIMIT ?", (account, region, after, limit)).fetchall()
         return [_store(r) for r in rows]
 
     def count_key_stores(self, account: str, region: str) -> int:
-        self._scope(account, region)
+        self.lock_scope(account, region)
         return self.one("SELECT count(*) FROM custom_key_stores WHERE account = ? AND region = ?",
                         (account, region))[0]
 

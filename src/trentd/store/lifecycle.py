@@ -5,60 +5,22 @@ Tables (migration 0003): ``key_rotation`` (automatic schedule, on-demand count),
 ``material_versions`` (one row per key material: first, rotated, imported) and ``key_last_usage``.
 
 Background jobs claim due work with ``claim_*``: inside a write transaction, the rows are locked
-with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (the key row too, so no request changes the key
-under the job; rows another node holds are skipped, never waited for, so a job can never
-deadlock with a request), and SQLite's ``BEGIN IMMEDIATE`` serialises writers. Each claim
-re-checks that the work is still due, so every rotation or expiry runs exactly once.
+with the engine's ``claim_clause`` (store/sql.py: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the
+key row too, so no request changes the key under the job; rows another node holds are skipped,
+never waited for, so a job can never deadlock with a request), and SQLite's ``BEGIN IMMEDIATE``
+serialises writers. Each claim re-checks that the work is still due, so every rotation or expiry
+runs exactly once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .records import DueKey, MaterialVersion, RotationRecord
+from .sql import SQLTransaction
+
+__all__ = ["DueKey", "LifecycleQueries", "MaterialVersion", "RotationRecord"]
 
 _VERSION_COLUMNS = ("account, region, key_id, material_id, seq, pending, present, rotation_date, rotation_type, "
                     "expiration_model, valid_to, description, created")
-
-
-@dataclass
-class RotationRecord:
-    account: str
-    region: str
-    key_id: str
-    enabled: bool
-    period_days: int
-    next_rotation: float | None
-    on_demand_count: int
-
-
-@dataclass
-class MaterialVersion:
-    account: str
-    region: str
-    key_id: str
-    material_id: str
-    seq: int
-    pending: bool  # imported as NEW_KEY_MATERIAL, waiting for RotateKeyOnDemand
-    present: bool  # False: imported material deleted or expired
-    rotation_date: float | None
-    rotation_type: str | None  # AUTOMATIC | ON_DEMAND | None (first material, pending)
-    expiration_model: str | None
-    valid_to: float | None
-    description: str | None
-    created: float
-
-
-@dataclass
-class DueKey:
-    """A key whose automatic rotation or material expiry is due, as claimed by a job."""
-
-    account: str
-    region: str
-    key_id: str
-    key_state: str
-    current_material: str | None
-    period_days: int = 0
-    material_id: str | None = None  # the expiring material (expiry job)
-    pending: bool = False
 
 
 def _version(row) -> MaterialVersion:
@@ -76,14 +38,14 @@ def _rotation(row) -> RotationRecord:
 _WHERE_KEY = "account = ? AND region = ? AND key_id = ?"
 
 
-class LifecycleQueries:
+class LifecycleQueries(SQLTransaction):
     # --- the key row ------------------------------------------------------------------------
     def lock_key_row(self, account: str, region: str, key_id: str) -> tuple[str, str | None] | None:
-        """Lock the key's row until the transaction ends (PostgreSQL; SQLite writers are already
-        serialised) and return its fresh (key_state, current_material). Requests that change a
-        key's material take this lock after the scope lock, in the same order everywhere."""
-        claim = " FOR UPDATE" if self.engine == "postgres" else ""
-        row = self.one(f"SELECT key_state, current_material FROM keys WHERE {_WHERE_KEY}{claim}",
+        """Lock the key's row until the transaction ends (the engine's ``lock_clause``: PostgreSQL;
+        SQLite writers are already serialised) and return its fresh (key_state, current_material).
+        Requests that change a key's material take this lock after the scope lock, in the same
+        order everywhere."""
+        row = self.one(f"SELECT key_state, current_material FROM keys WHERE {_WHERE_KEY}{self.lock_clause}",
                        (account, region, key_id))
         return (row[0], row[1]) if row else None
 
@@ -112,7 +74,8 @@ class LifecycleQueries:
             (r.account, r.region, r.key_id, int(r.enabled), r.period_days, r.next_rotation, r.on_demand_count))
 
     def set_next_rotation(self, account: str, region: str, key_id: str, next_rotation: float) -> None:
-        self.q(f"UPDATE key_rotation SET next_rotation = ? WHERE {_WHERE_KEY}", (next_rotation, account, region, key_id))
+        self.q(f"UPDATE key_rotation SET next_rotation = ? WHERE {_WHERE_KEY}",
+               (next_rotation, account, region, key_id))
 
     def rotation_due(self, now: float) -> bool:
         """Whether any automatic rotation is due: a read, so an idle job takes no write lock."""
@@ -123,13 +86,12 @@ class LifecycleQueries:
 
     def claim_due_rotations(self, now: float, limit: int) -> list[DueKey]:
         """Enabled keys whose automatic rotation date has passed (disabled keys wait)."""
-        claim = " FOR UPDATE SKIP LOCKED" if self.engine == "postgres" else ""
         rows = self.q(
             "SELECT k.account, k.region, k.key_id, k.key_state, k.current_material, r.period_days "
             "FROM key_rotation r JOIN keys k ON k.account = r.account AND k.region = r.region AND k.key_id = r.key_id "
             "WHERE r.enabled = 1 AND r.next_rotation <= ? AND k.key_state = 'Enabled' "
             "AND (k.deletion_date IS NULL OR k.deletion_date > ?) "
-            "ORDER BY r.next_rotation LIMIT ?" + claim,
+            "ORDER BY r.next_rotation LIMIT ?" + self.claim_clause,
             (now, now, limit),
         ).fetchall()
         return [DueKey(*row) for row in rows]
@@ -177,16 +139,16 @@ class LifecycleQueries:
 
     def claim_expired_materials(self, now: float, limit: int) -> list[DueKey]:
         """Imported material whose ValidTo has passed and that is still present."""
-        claim = " FOR UPDATE SKIP LOCKED" if self.engine == "postgres" else ""
         rows = self.q(
             "SELECT k.account, k.region, k.key_id, k.key_state, k.current_material, 0, v.material_id, v.pending "
             "FROM material_versions v JOIN keys k "
             "ON k.account = v.account AND k.region = v.region AND k.key_id = v.key_id "
             "WHERE v.present = 1 AND v.valid_to IS NOT NULL AND v.valid_to <= ? "
-            "ORDER BY v.valid_to LIMIT ?" + claim,
+            "ORDER BY v.valid_to LIMIT ?" + self.claim_clause,
             (now, limit),
         ).fetchall()
-        return [DueKey(*row[:7], pending=bool(row[7])) for row in rows]
+        return [DueKey(row[0], row[1], row[2], row[3], row[4], period_days=row[5], material_id=row[6],
+                       pending=bool(row[7])) for row in rows]
 
     # --- last use ---------------------------------------------------------------------------
     def record_last_usage(self, account: str, region: str, key_id: str, operation: str, used_at: float,

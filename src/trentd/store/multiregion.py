@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .sql import SQLTransaction
 
-class MultiRegionQueries:
+
+class MultiRegionQueries(SQLTransaction):
     def lock_regions(self, account: str, regions: Iterable[str]) -> None:
         """A write that touches several Regions of one multi-Region key (ReplicateKey,
         UpdatePrimaryRegion) takes the per-Region write scopes in a fixed (sorted) order before
         reading anything, so two such writes in opposite directions cannot deadlock."""
         for region in sorted(set(regions)):
-            self._scope(account, region)
+            self.lock_scope(account, region)
 
     def get_primary_region(self, account: str, key_id: str) -> str | None:
         row = self.one("SELECT primary_region FROM multi_region_keys WHERE account = ? AND key_id = ?",
@@ -48,7 +50,7 @@ class MultiRegionQueries:
 
     def primaries_waiting_for_replicas(self, limit: int = 100) -> list[tuple[str, str, str, int]]:
         """(account, key id, primary Region, window) of every primary in PendingReplicaDeletion."""
-        claim = " FOR UPDATE SKIP LOCKED" if self.engine == "postgres" and self.writing else ""
+        claim = self.claim_clause if self.writing else ""  # a read claims nothing
         return [tuple(r) for r in self.q(
             "SELECT account, key_id, primary_region, pending_window FROM multi_region_keys "
             "WHERE pending_window IS NOT NULL ORDER BY account, key_id LIMIT ?" + claim, (limit,)).fetchall()]

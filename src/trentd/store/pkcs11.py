@@ -19,8 +19,12 @@ import re
 import secrets
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from .rootkey import FORMAT_PKCS11, KEY_ID_BYTES, RootKeyError, RootKeyUnavailable, describe
+
+if TYPE_CHECKING:  # python-pkcs11 is an optional dependency, imported when a provider is made
+    from pkcs11.types import Object, Session
 
 log = logging.getLogger("trentd.pkcs11")
 RECONNECT_SECONDS = 1.0
@@ -71,8 +75,8 @@ class Pkcs11Provider:
         self.module, self.token_label, self.label = module, token, label
         self._pin = pin
         self._lock = threading.RLock()  # the module is initialised without OS locking: one caller at a time
-        self._session = None
-        self._handles: dict[bytes, object] = {}
+        self._session: Session | None = None
+        self._handles: dict[bytes, Object] = {}
         self._labels: dict[bytes, str] = {}
         self._broken = False
         self._next_attempt = 0.0
@@ -108,12 +112,19 @@ class Pkcs11Provider:
         self._find_keys()
         self._broken = False
 
+    def _live(self) -> Session:
+        """The logged-in session (``_connect`` made it; ``_ensure`` makes it again after a failure)."""
+        if self._session is None:
+            raise RootKeyUnavailable(f"PKCS#11 token {self.token_label!r} is unavailable")
+        return self._session
+
     def _find_keys(self) -> None:
         pkcs11 = _pkcs11()
         from pkcs11 import Attribute, KeyType, ObjectClass
 
+        secret_aes_keys = {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES}
         try:
-            for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES}):
+            for obj in self._live().get_objects(secret_aes_keys):
                 label, key_id = obj[Attribute.LABEL], bytes(obj[Attribute.ID])
                 if self._label_re.fullmatch(label or "") and len(key_id) == KEY_ID_BYTES:
                     self._handles[key_id], self._labels[key_id] = obj, label
@@ -170,7 +181,7 @@ class Pkcs11Provider:
             Attribute.SIGN: False, Attribute.VERIFY: False, Attribute.DERIVE: False,
         }
         try:
-            obj = self._session.generate_key(KeyType.AES, 256, id=key_id, label=label, store=True, template=template)
+            obj = self._live().generate_key(KeyType.AES, 256, id=key_id, label=label, store=True, template=template)
         except pkcs11.PKCS11Error as exc:
             self._broken = True
             raise RootKeyError(f"cannot generate a root key in PKCS#11 token {self.token_label!r}: "
@@ -239,7 +250,7 @@ class Pkcs11Provider:
     def _session_alive(self) -> bool:
         pkcs11 = _pkcs11()
         try:
-            self._session.generate_random(8)
+            self._live().generate_random(8)
             return True
         except pkcs11.PKCS11Error:
             self._broken = True

@@ -1,20 +1,22 @@
 """The PostgreSQL store: several trentd nodes over one database (``--database postgresql://…``).
 
-Same surface as ``SQLiteStore`` (``write()``/``read()`` yield the shared ``Tx``; ``read_meta``;
-``migrate``; ``close``). Decisions (docs/scale-out.md has the reasoning):
+Same declared surface as ``SQLiteStore`` (``Store`` in store/interface.py: ``write()``/``read()``
+yield a ``PostgresTx``, the shared ``Tx`` with PostgreSQL's locking; ``read_meta``; ``migrate``;
+``close``). Decisions (docs/scale-out.md has the reasoning):
 
 - A small psycopg_pool ``ConnectionPool`` per process (min 1, max 10). Connections are opened
   with ``synchronous_commit=on`` (an acknowledged write is on disk), a server-side
   ``statement_timeout`` and ``idle_in_transaction_session_timeout``, a ``connect_timeout`` and TCP
   keepalives.
 - **Every transaction has a client-side deadline** (``deadline_seconds``, default 3 s, so a request
-  answers within 5 s even when it makes a second store call after the first timed out). Server-side timeouts cannot help when the server is hung (stopped process,
-  dead network), so a watchdog thread shuts the socket of a connection whose transaction outlives
-  its deadline: the blocked call fails at once, the connection is discarded and the caller gets
+  answers within 5 s even when it makes a second store call after the first timed out).
+  Server-side timeouts cannot help when the server is hung (stopped process, dead network), so a
+  watchdog thread shuts the socket of a connection whose transaction outlives its deadline: the
+  blocked call fails at once, the connection is discarded and the caller gets
   ``StoreUnavailable`` (a retryable 5xx). Waiting for a pooled connection counts against the same
   deadline.
-- Write transactions run in READ COMMITTED with ``autocommit=False``; ``Tx`` serialises writes per
-  (account, Region) with an advisory lock, and the deletion sweep claims rows with
+- Write transactions run in READ COMMITTED with ``autocommit=False``; ``PostgresTx`` serialises
+  writes per (account, Region) with an advisory lock, and background jobs claim rows with
   ``FOR UPDATE SKIP LOCKED``. Read transactions run in autocommit mode: one round trip per
   statement and no BEGIN/COMMIT (each READ COMMITTED statement sees the latest commits anyway);
   a statement other than SELECT inside ``read()`` is a programming error and is refused.
@@ -32,7 +34,8 @@ import re
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 
 import psycopg
@@ -46,6 +49,8 @@ from ..inline import offload_point
 from . import schema
 from .changes import ChangeFeed
 from .errors import Duplicate, StoreConfigError, StoreUnavailable
+from .interface import Transaction
+from .sql import Execute
 from .tx import Tx
 
 log = logging.getLogger("trentd.store")
@@ -112,13 +117,39 @@ def translate(sql: str) -> tuple[str, bool]:
     return text, head == "SELECT" and "FOR UPDATE" not in text.upper()
 
 
+class PostgresTx(Tx):
+    """PostgreSQL runs write transactions in READ COMMITTED, side by side: what SQLite gets from
+    ``BEGIN IMMEDIATE`` is asked for explicitly, with row locks and transaction-scoped advisory
+    locks (released at commit or rollback)."""
+
+    claim_clause = " FOR UPDATE SKIP LOCKED"  # rows another node holds are skipped, never waited for
+    lock_clause = " FOR UPDATE"
+
+    def lock_scope(self, account: str, region: str) -> None:
+        """One advisory lock per (account, Region), taken at the first key or alias read of a
+        write (a write stays in its caller's account and Region, so it holds one such lock and
+        cannot deadlock on them); reads (the hot path) and other accounts are unaffected."""
+        if self.writing and (account, region) not in self._scopes:
+            self._scopes.add((account, region))
+            self.one("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trentd:scope:{account}:{region}",))
+
+    def exclusive(self, name: str) -> None:
+        self.one("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trentd:{name}",))
+
+    def block_writers(self, tables: Iterable[str]) -> None:
+        self.q(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+
+    def has_table(self, name: str) -> bool:
+        return self.one("SELECT to_regclass(?) IS NOT NULL", (name,))[0]
+
+
 class _Watchdog:
     """Enforces client-side deadlines: shuts the socket of a connection whose transaction runs
     past its deadline, which makes whatever call is blocked on it fail immediately."""
 
     TICK = 0.05
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._active: dict[int, tuple[float, psycopg.Connection]] = {}
         self._next = 0
@@ -292,7 +323,7 @@ class PostgresStore:
             return StoreUnavailable(f"postgres {self.where}: {type(exc).__name__}: {str(exc).strip()}")
         return exc
 
-    def _executor(self, conn: psycopg.Connection, write: bool):
+    def _executor(self, conn: psycopg.Connection, write: bool) -> Execute:
         def execute(sql: str, params: tuple):
             text, read_only = translate(sql)
             if not write and not read_only:
@@ -302,7 +333,7 @@ class PostgresStore:
         return execute
 
     @contextmanager
-    def _transaction(self, write: bool):
+    def _transaction(self, write: bool) -> Iterator[Transaction]:
         offload_point()  # never on the event loop (trentd/inline.py)
         if getattr(self._local, "conn", None) is not None:
             raise RuntimeError("nested store transaction on one thread")
@@ -314,7 +345,7 @@ class PostgresStore:
         try:
             try:
                 conn.autocommit = not write
-                tx = Tx(conn, self._executor(conn, write), "postgres", writing=write)
+                tx = PostgresTx(self._executor(conn, write), writing=write)
                 yield tx
                 if write:
                     if tx.changes_cached_state:
@@ -350,13 +381,13 @@ class PostgresStore:
         except psycopg.Error:
             pass
 
-    def write(self):
+    def write(self) -> AbstractContextManager[Transaction]:
         if metrics.ACTIVE is not None:
             return metrics.ACTIVE.store_transaction(self.kind, "write", self._transaction(write=True),
                                                     StoreUnavailable)
         return self._transaction(write=True)
 
-    def read(self):
+    def read(self) -> AbstractContextManager[Transaction]:
         if metrics.ACTIVE is not None:
             return metrics.ACTIVE.store_transaction(self.kind, "read", self._transaction(write=False),
                                                     StoreUnavailable)

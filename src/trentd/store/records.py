@@ -1,4 +1,8 @@
-"""Plain records the store reads and writes; the kms layer builds its answers from them."""
+"""Plain records the store reads and writes; the kms and sts layers build their answers from them.
+
+Every record type lives here, so that the declared interface (store/interface.py) names them
+without importing the SQL that reads them; the query modules re-export the ones they read.
+"""
 
 from __future__ import annotations
 
@@ -58,6 +62,111 @@ class PrincipalRecord:
     name: str
     kind: str
     created: float
+
+
+# --- key lifecycle (store/lifecycle.py) --------------------------------------------------
+@dataclass
+class RotationRecord:
+    account: str
+    region: str
+    key_id: str
+    enabled: bool
+    period_days: int
+    next_rotation: float | None
+    on_demand_count: int
+
+
+@dataclass
+class MaterialVersion:
+    account: str
+    region: str
+    key_id: str
+    material_id: str
+    seq: int
+    pending: bool  # imported as NEW_KEY_MATERIAL, waiting for RotateKeyOnDemand
+    present: bool  # False: imported material deleted or expired
+    rotation_date: float | None
+    rotation_type: str | None  # AUTOMATIC | ON_DEMAND | None (first material, pending)
+    expiration_model: str | None
+    valid_to: float | None
+    description: str | None
+    created: float
+
+
+@dataclass
+class DueKey:
+    """A key whose automatic rotation or material expiry is due, as claimed by a job."""
+
+    account: str
+    region: str
+    key_id: str
+    key_state: str
+    current_material: str | None
+    period_days: int = 0
+    material_id: str | None = None  # the expiring material (expiry job)
+    pending: bool = False
+
+
+# --- grants (store/grants.py) ------------------------------------------------------------
+@dataclass
+class GrantRecord:
+    account: str
+    region: str
+    key_id: str
+    grant_id: str
+    name: str | None
+    grantee: str | None
+    retiring: str | None
+    grantee_service: str | None
+    retiring_service: str | None
+    operations: list[str]
+    constraints: dict | None
+    issuing_account: str
+    created: float
+
+
+# --- custom key stores (store/keystores.py) ----------------------------------------------
+@dataclass
+class KeyStoreRecord:
+    account: str
+    region: str
+    store_id: str
+    name: str
+    store_type: str  # EXTERNAL_KEY_STORE (the only type trentd has)
+    uri_endpoint: str
+    uri_path: str
+    connectivity: str
+    access_key_id: str
+    wrapped_secret: bytes
+    connection_state: str  # DISCONNECTED | CONNECTED | FAILED
+    connection_error: str | None
+    created: float
+
+
+@dataclass
+class XksBinding:
+    """A KMS key's external key, and the state of the store that holds it."""
+
+    store_id: str
+    xks_key_id: str
+    store: KeyStoreRecord | None
+
+
+# --- STS sessions (store/sessions.py) ----------------------------------------------------
+@dataclass(frozen=True)
+class SessionRecord:
+    access_key_id: str
+    token_hash: str  # sha256 hex of the session token; the token itself is never stored
+    wrapped_secret: bytes
+    account: str
+    principal_arn: str  # what policies see: the role (AssumeRole) or the user (GetSessionToken)
+    session_arn: str  # what callers are shown: the assumed-role ARN, or the user's ARN
+    kind: str  # "AssumedRole" or "SessionToken"
+    session_name: str | None
+    policies: str | None  # JSON list of session policy documents
+    tags: str | None  # JSON object of session tags
+    created: float
+    expires: float
 
 
 def key_arn(account: str, region: str, key_id: str) -> str:

@@ -14,6 +14,7 @@ what is not tagged with an epoch (unwrapped key material, last-use times not yet
 from __future__ import annotations
 
 from ..clock import OFFSET_META
+from .interface import Transaction
 
 RESET_SCOPE = "reset"  # a cache_generations scope; real scopes are "*" or "account:region"
 # `keys` first: writers lock a key's row before its side tables, so a reset on PostgreSQL takes
@@ -24,7 +25,7 @@ KMS_TABLES = (
 )
 
 
-def empty_kms_state(tx) -> int:
+def empty_kms_state(tx: Transaction) -> int:
     """Delete every account's KMS state in ``tx`` (a write transaction); returns the number of
     key rows deleted (one per key and Region)."""
     deleted = int(tx.one("SELECT count(*) FROM keys")[0])
@@ -36,7 +37,7 @@ def empty_kms_state(tx) -> int:
     return deleted
 
 
-def reset_generation(tx) -> int:
+def reset_generation(tx: Transaction) -> int:
     """How many resets the store has seen (0: none)."""
     row = tx.one("SELECT generation FROM cache_generations WHERE scope = ?", (RESET_SCOPE,))
     return int(row[0]) if row else 0

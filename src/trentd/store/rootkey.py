@@ -31,6 +31,8 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .interface import Store
+
 WRAP_VERSION = b"\x01"  # legacy file format (no root-key id); read, never written
 FORMAT_LEGACY_FILE = 0x01
 FORMAT_FILE = 0x02
@@ -353,7 +355,7 @@ def check_canary(root_key, canary: bytes) -> None:
     root_key.unwrap(canary, CANARY_AAD)
 
 
-def stored_secret(store, root_key, meta: str, aad: bytes) -> bytes:
+def stored_secret(store: Store, root_key, meta: str, aad: bytes) -> bytes:
     """A per-deployment random 32-byte key, kept in the store's ``meta`` row wrapped under the root
     key with ``aad`` (so every worker and node has the same one), created on first use. Its meta
     row belongs in rotation.WRAPPED_META so that a root-key rotation rewraps it."""
@@ -361,9 +363,7 @@ def stored_secret(store, root_key, meta: str, aad: bytes) -> bytes:
         wrapped = tx.get_meta(meta)
     if wrapped is None:
         with store.write() as tx:
-            exclusive = getattr(tx, "exclusive", None)
-            if exclusive is not None:  # several nodes may start at once over one database
-                exclusive(meta)
+            tx.exclusive(meta)  # several nodes may start at once over one database
             wrapped = tx.get_meta(meta)  # another process may have won the race
             if wrapped is None:
                 wrapped = base64.b64encode(root_key.wrap(secrets.token_bytes(32), aad)).decode()

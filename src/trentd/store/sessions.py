@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .records import SessionRecord
+from .sql import SQLTransaction
+
+__all__ = ["SessionQueries", "SessionRecord"]
 
 _COLUMNS = ("access_key_id, token_hash, wrapped_secret, account, principal_arn, session_arn, kind, session_name, "
             "policies, tags, created, expires")
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    access_key_id: str
-    token_hash: str  # sha256 hex of the session token; the token itself is never stored
-    wrapped_secret: bytes
-    account: str
-    principal_arn: str  # what policies see: the role (AssumeRole) or the user (GetSessionToken)
-    session_arn: str  # what callers are shown: the assumed-role ARN, or the user's ARN
-    kind: str  # "AssumedRole" or "SessionToken"
-    session_name: str | None
-    policies: str | None  # JSON list of session policy documents
-    tags: str | None  # JSON object of session tags
-    created: float
-    expires: float
 
 
 def _session(row) -> SessionRecord:
@@ -30,7 +17,7 @@ def _session(row) -> SessionRecord:
     return SessionRecord(*values)
 
 
-class SessionQueries:
+class SessionQueries(SQLTransaction):
     # --- temporary credentials -------------------------------------------------------------
     def insert_session(self, s: SessionRecord) -> None:
         self.q(

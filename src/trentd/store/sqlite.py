@@ -12,7 +12,8 @@ import os
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from .. import metrics
@@ -20,13 +21,34 @@ from ..inline import offload_point
 from . import schema
 from .changes import ChangeFeed
 from .errors import Duplicate, StoreConfigError, StoreUnavailable
+from .interface import Transaction
 from .tx import Tx
 
-__all__ = ["Duplicate", "SQLiteStore", "StoreUnavailable"]
+__all__ = ["Duplicate", "SQLiteStore", "SQLiteTx", "StoreUnavailable"]
 
 
 def migrations() -> list[tuple[int, str]]:
     return schema.migrations("sqlite")
+
+
+class SQLiteTx(Tx):
+    """SQLite has no row locks and needs none: ``BEGIN IMMEDIATE`` serialises every write
+    transaction, so claims, row locks, scope locks and named locks add nothing."""
+
+    claim_clause = ""
+    lock_clause = ""
+
+    def lock_scope(self, account: str, region: str) -> None:
+        pass
+
+    def exclusive(self, name: str) -> None:
+        pass
+
+    def block_writers(self, tables: Iterable[str]) -> None:
+        pass
+
+    def has_table(self, name: str) -> bool:
+        return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
 
 
 class SQLiteStore:
@@ -96,7 +118,7 @@ class SQLiteStore:
                 pass
 
     @contextmanager
-    def _transaction(self, begin: str):
+    def _transaction(self, begin: str) -> Iterator[Transaction]:
         offload_point()  # never on the event loop (trentd/inline.py)
         conn = self._conn()
         if conn.in_transaction:
@@ -106,7 +128,7 @@ class SQLiteStore:
         try:
             conn.execute(begin)
             try:
-                tx = Tx(conn, conn.execute, writing=begin != "BEGIN")
+                tx = SQLiteTx(conn.execute, writing=begin != "BEGIN")
                 yield tx
                 if tx.changes_cached_state:
                     tx.bump_cache_generation()
@@ -125,13 +147,13 @@ class SQLiteStore:
             if getattr(self._local, "conn", None) is conn:
                 conn.set_progress_handler(None, 0)
 
-    def write(self):
+    def write(self) -> AbstractContextManager[Transaction]:
         if metrics.ACTIVE is not None:
             return metrics.ACTIVE.store_transaction(self.kind, "write", self._transaction("BEGIN IMMEDIATE"),
                                                     StoreUnavailable)
         return self._transaction("BEGIN IMMEDIATE")
 
-    def read(self):
+    def read(self) -> AbstractContextManager[Transaction]:
         if metrics.ACTIVE is not None:
             return metrics.ACTIVE.store_transaction(self.kind, "read", self._transaction("BEGIN"), StoreUnavailable)
         return self._transaction("BEGIN")

@@ -1,13 +1,12 @@
 """Domain reads and writes, one short SQL statement each, run inside a transaction.
 
 The SQL is portable (``?`` placeholders; the PostgreSQL engine rewrites them), so both engines
-share this class and differ only in how they connect and begin transactions.
+share this class; each engine module derives its transaction class from ``Tx`` and supplies what
+differs (row claims, per-scope locks, the catalogue: store/sql.py). ``Tx`` implements the declared
+``Transaction`` (store/interface.py).
 """
 
 from __future__ import annotations
-
-import re
-from collections.abc import Iterable
 
 from .grants import GrantQueries
 from .keystores import KeyStoreQueries
@@ -20,14 +19,6 @@ _KEY_COLUMNS = (
     "account, region, key_id, created, description, key_spec, key_usage, origin, key_state, "
     "deletion_date, multi_region, policy, current_material, key_manager"
 )
-
-
-# Statements that change rows, and the table they change.
-_CHANGE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
-# Tables no cache depends on: writing them does not invalidate caches (the last-use times are
-# flushed every second under load and would otherwise empty every cache every second; failed
-# console sign-ins, which anyone can cause, must not empty them either).
-_UNCACHED_TABLES = frozenset({"key_last_usage", "console_signin_failures"})
 _GLOBAL_SCOPE = "*"
 
 
@@ -38,34 +29,12 @@ def _key(row) -> KeyRecord:
 
 
 class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, SessionQueries):
-    def __init__(self, conn, execute, engine: str = "sqlite", writing: bool = False):
-        self.conn = conn
-        self._execute = execute
-        self.engine = engine
-        self.writing = writing
-        self._scopes: set[tuple[str, str]] = set()
-        # Whether this transaction changed state that caches hold (store/changes.py): set by the
-        # first INSERT/UPDATE/DELETE on a table outside _UNCACHED_TABLES.
-        self.changes_cached_state = False
-
-    def q(self, sql: str, params: Iterable = ()):
-        cursor = self._execute(sql, tuple(params))
-        if not self.changes_cached_state and sql[:1] not in "Ss":  # SELECTs are most statements
-            self.changes_cached_state = self._changes_cached_state(sql, cursor)
-        return cursor
-
-    @staticmethod
-    def _changes_cached_state(sql: str, cursor) -> bool:
-        """A statement that changed rows (a DELETE that matched nothing did not) of a table that
-        some cache depends on."""
-        change = _CHANGE.match(sql)
-        return change is not None and change.group(1).lower() not in _UNCACHED_TABLES and cursor.rowcount != 0
-
     # --- cache generations (store/changes.py) ---------------------------------------------
     def bump_cache_generation(self) -> None:
         """Called by the store just before committing a transaction that changed cached state:
-        one row per (account, Region) scope held on PostgreSQL (sorted, so two writers never
-        take the rows in opposite orders), or the global row. Runs in the same transaction, so
+        one row per (account, Region) scope this write locked (``lock_scope``; sorted, so two
+        writers never take the rows in opposite orders), or the global row where the engine
+        serialises all writers and locks no scope. Runs in the same transaction, so
         other processes see the bump exactly when they can see the change."""
         scopes = sorted(f"{account}:{region}" for account, region in self._scopes) or [_GLOBAL_SCOPE]
         for scope in scopes:
@@ -77,36 +46,7 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         """The sum of every scope's generation: it grows whenever any of them is bumped."""
         return int(self.one("SELECT coalesce(sum(generation), 0) FROM cache_generations")[0])
 
-    def one(self, sql: str, params: Iterable = ()):
-        return self.q(sql, params).fetchone()
-
-    def exclusive(self, name: str) -> None:
-        """Hold a named lock until this transaction ends, so that one process at a time runs the
-        code after it (first start). SQLite's ``BEGIN IMMEDIATE`` already serialises writers;
-        PostgreSQL takes a transaction-scoped advisory lock."""
-        if self.engine == "postgres":
-            self.one("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trentd:{name}",))
-
-    def _scope(self, account: str, region: str) -> None:
-        """Serialise write transactions per (account, Region) on PostgreSQL, as ``BEGIN
-        IMMEDIATE`` does for all of them on SQLite: a write reads a key or alias, checks it and
-        writes, and under READ COMMITTED two such writes could interleave (an EnableKey lost
-        behind a ScheduleKeyDeletion, an alias attached to a key being scheduled for deletion).
-        One advisory lock per scope, taken at the first key or alias read of a write (a write
-        stays in its caller's account and Region, so it holds one such lock and cannot deadlock on
-        them); reads (the hot path) and other accounts are unaffected."""
-        if self.writing and self.engine == "postgres" and (account, region) not in self._scopes:
-            self._scopes.add((account, region))
-            self.one("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trentd:scope:{account}:{region}",))
-
     # --- meta -----------------------------------------------------------------------------
-    def has_table(self, name: str) -> bool:
-        """Whether the schema has table ``name``: a start reads an empty or older store before it
-        migrates it, so that a refused start leaves the store as it found it."""
-        if self.engine == "postgres":
-            return self.one("SELECT to_regclass(?) IS NOT NULL", (name,))[0]
-        return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
-
     def get_meta(self, name: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE name = ?", (name,))
         return row[0] if row else None
@@ -119,7 +59,7 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
 
     # --- keys -----------------------------------------------------------------------------
     def get_key(self, account: str, region: str, key_id: str) -> KeyRecord | None:
-        self._scope(account, region)
+        self.lock_scope(account, region)
         row = self.one(
             f"SELECT {_KEY_COLUMNS} FROM keys WHERE account = ? AND region = ? AND key_id = ?",
             (account, region, key_id),
@@ -156,7 +96,7 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         return [_key(r) for r in rows]
 
     def count_keys(self, account: str, region: str) -> int:
-        self._scope(account, region)
+        self.lock_scope(account, region)
         row = self.one("SELECT n FROM key_counts WHERE account = ? AND region = ?", (account, region))
         return int(row[0]) if row else 0
 
@@ -167,13 +107,13 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
                "DO UPDATE SET n = key_counts.n + excluded.n", (account, region, delta))
 
     def keys_due_for_deletion(self, now: float, limit: int = 100) -> list[KeyRecord]:
-        """Keys whose deletion date has passed, claimed for this transaction: on PostgreSQL the rows
-        are locked and rows another node holds are skipped, so every node can sweep at once and
-        each key is deleted by exactly one of them (SQLite's ``BEGIN IMMEDIATE`` serialises)."""
-        claim = " FOR UPDATE SKIP LOCKED" if self.engine == "postgres" else ""
+        """Keys whose deletion date has passed, claimed for this transaction (``claim_clause``): on
+        PostgreSQL the rows are locked and rows another node holds are skipped, so every node can
+        sweep at once and each key is deleted by exactly one of them (SQLite's ``BEGIN IMMEDIATE``
+        serialises)."""
         rows = self.q(
             f"SELECT {_KEY_COLUMNS} FROM keys WHERE deletion_date IS NOT NULL AND deletion_date <= ? "
-            "ORDER BY deletion_date LIMIT ?" + claim,
+            "ORDER BY deletion_date LIMIT ?" + self.claim_clause,
             (now, limit),
         ).fetchall()
         return [_key(r) for r in rows]
@@ -206,7 +146,7 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
 
     # --- aliases --------------------------------------------------------------------------
     def get_alias(self, account: str, region: str, name: str) -> AliasRecord | None:
-        self._scope(account, region)
+        self.lock_scope(account, region)
         row = self.one(
             "SELECT account, region, name, key_id, created, updated FROM aliases "
             "WHERE account = ? AND region = ? AND name = ?",
@@ -232,8 +172,10 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
             (alias.account, alias.region, alias.name),
         )
 
-    def list_aliases(self, account: str, region: str, after: str, limit: int, key_id: str | None = None):
-        sql = "SELECT account, region, name, key_id, created, updated FROM aliases WHERE account = ? AND region = ? AND name > ?"
+    def list_aliases(self, account: str, region: str, after: str, limit: int,
+                     key_id: str | None = None) -> list[AliasRecord]:
+        sql = ("SELECT account, region, name, key_id, created, updated FROM aliases "
+               "WHERE account = ? AND region = ? AND name > ?")
         params: list = [account, region, after]
         if key_id is not None:
             sql += " AND key_id = ?"
@@ -309,7 +251,8 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         )
 
     def get_access_key(self, access_key_id: str) -> tuple[str, bytes] | None:
-        row = self.one("SELECT principal_arn, wrapped_secret FROM access_keys WHERE access_key_id = ?", (access_key_id,))
+        row = self.one("SELECT principal_arn, wrapped_secret FROM access_keys WHERE access_key_id = ?",
+                       (access_key_id,))
         return (row[0], bytes(row[1])) if row else None
 
     def list_access_keys(self, principal_arn: str | None = None) -> list[tuple[str, str, float]]:
