@@ -12,6 +12,7 @@ from ..crypto import specs
 from ..errors import AWSError, not_found, validation
 from ..store.records import AliasRecord
 from ..store.errors import Duplicate
+from ..keydomain.states import require_not_pending_deletion
 from . import managed
 from .paging import decode_marker, page
 from .service import operation
@@ -36,7 +37,7 @@ def _check_name(svc, caller, name: str) -> None:
 
 def _target(svc, tx, caller, target_key_id: str):
     key = svc.resolve(tx, caller, target_key_id)
-    svc.require_not_pending_deletion(key)
+    require_not_pending_deletion(key)
     if tx.count_aliases(key.account, key.region, key.key_id) >= MAX_ALIASES_PER_KEY:
         raise AWSError("LimitExceededException",
                        f"Cannot exceed the limit of {MAX_ALIASES_PER_KEY} aliases for key {key.arn}.")

@@ -14,6 +14,7 @@ from ..crypto import asymmetric, envelope, specs, xks_envelope
 from ..errors import AWSError, invalid_ciphertext, validation
 from ..inline import offload_point
 from ..store.records import KeyRecord
+from ..keydomain.states import require_algorithm, require_usable, require_usage
 from . import keystores
 from .paging import dry_run
 from .service import Service, operation
@@ -39,9 +40,9 @@ def reject_recipient(req: dict) -> None:
 
 
 def _check_encrypt_key(svc: Service, key: KeyRecord, algorithm: str, operation_name: str) -> None:
-    svc.require_usable(key)
-    svc.require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
-    svc.require_algorithm(key, algorithm)
+    require_usable(key)
+    require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
+    require_algorithm(key, algorithm)
 
 
 def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm: str,

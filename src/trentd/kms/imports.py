@@ -29,6 +29,7 @@ from ..crypto import asymmetric, imports, specs
 from ..errors import AWSError, invalid_ciphertext, invalid_state, not_found, validation
 from ..store.lifecycle import MaterialVersion
 from ..store.rootkey import RootKeyError, aad_for
+from ..keydomain.states import require_not_pending_deletion
 from .multiregion import shared_material
 from .service import operation
 
@@ -52,7 +53,7 @@ def _external_key(svc, tx, caller, key_id: str):
     if key.origin != "EXTERNAL":
         raise AWSError("UnsupportedOperationException",
                        f"{key.arn} origin is {key.origin} which is not valid for this operation.")
-    svc.require_not_pending_deletion(key)
+    require_not_pending_deletion(key)
     return key
 
 
@@ -192,7 +193,7 @@ def import_key_material(svc, caller, req):
         if not fresh:  # deleted while the material was being unwrapped
             raise not_found(f"Key '{arn}' does not exist")
         key.key_state, key.current_material = fresh
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         _apply_import(svc, tx, key, material, material_id, model, valid_to, req)
     out = {"KeyId": key.arn}
     if symmetric:

@@ -13,6 +13,7 @@ from ..errors import AWSError, invalid_state, validation
 from ..store.errors import Duplicate
 from ..store.lifecycle import RotationRecord
 from ..store.records import AliasRecord, KeyRecord
+from ..keydomain.states import require_not_pending_deletion
 from . import keystores, managed, multiregion
 from .imports import cancelled_state, expiration_fields
 from .paging import decode_marker, page
@@ -153,7 +154,7 @@ def list_keys(svc, caller, req):
 def _set_enabled(svc, caller, req, enabled: bool):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         if key.key_state == "PendingImport":
             raise invalid_state(f"{key.arn} is pending import.")
         tx.update_key(key, key_state="Enabled" if enabled else "Disabled")
@@ -173,7 +174,7 @@ def disable_key(svc, caller, req):
 def update_key_description(svc, caller, req):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         tx.update_key(key, description=req["Description"])
 
 
@@ -184,7 +185,7 @@ def schedule_key_deletion(svc, caller, req):
         raise validation("PendingWindowInDays must be between 7 and 30")
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         if multiregion.waits_for_replicas(svc, tx, key, window):
             # A primary with replicas: its waiting period starts when the last replica is deleted.
             return {"KeyId": key.arn, "KeyState": "PendingReplicaDeletion", "PendingWindowInDays": window}

@@ -23,6 +23,7 @@ import uuid
 
 from ..errors import AWSError, not_found, validation
 from ..store.records import KeyRecord, key_arn
+from ..keydomain.states import require_not_pending_deletion
 from .policies import check_lockout, check_policy, default_policy
 from .service import KEY_LOADERS, operation
 from .tags import check_new_tags
@@ -185,7 +186,7 @@ def replicate_key(svc, caller, req):
         key = _primary(svc, tx, caller, req["KeyId"])
         if target == key.region:
             raise validation(f"The replica Region {target} must differ from the Region of the primary key {key.arn}.")
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         if tx.get_key(key.account, target, key.key_id) is not None:
             raise AWSError("AlreadyExistsException",
                            f"{key_arn(key.account, target, key.key_id)} already exists.")
@@ -231,7 +232,7 @@ def update_primary_region(svc, caller, req):
             raise not_found(f"Key '{key_arn(key.account, target, key.key_id)}' does not exist")
         # kms:UpdatePrimaryRegion on the primary (resolve) and on the replica that becomes primary.
         svc.authorize(tx, caller, replica, caller.action)
-        svc.require_not_pending_deletion(key)
-        svc.require_not_pending_deletion(replica)
+        require_not_pending_deletion(key)
+        require_not_pending_deletion(replica)
         tx.set_primary_region(key.account, key.key_id, target)
         tx.move_rotation(key.account, key.key_id, key.region, target)  # rotation lives with the primary

@@ -27,6 +27,7 @@ import secrets
 from ..crypto import specs
 from ..errors import AWSError, invalid_state
 from ..store.lifecycle import MaterialVersion, RotationRecord
+from ..keydomain.states import require_usable
 from .multiregion import require_primary, rotation_region
 from .paging import decode_marker, page
 from .service import operation
@@ -95,7 +96,7 @@ def _automatic_rotation_key(svc, tx, caller, req):
     require_primary(key)  # multi-Region keys: rotation is set on the primary only
     if key.origin != "AWS_KMS":
         raise origin_not_valid(key)
-    svc.require_usable(key)  # Disabled → DisabledException; pending deletion → KMSInvalidStateException
+    require_usable(key)  # Disabled → DisabledException; pending deletion → KMSInvalidStateException
     return key
 
 
@@ -177,7 +178,7 @@ def rotate_due_keys(svc, batch: int = 100) -> int:
 def rotate_key_on_demand(svc, caller, req):
     with svc.store.write() as tx:
         key = _locked_key(svc, tx, caller, req)
-        svc.require_usable(key)  # AWS checks the key's state first, even for a spec that cannot rotate
+        require_usable(key)  # AWS checks the key's state first, even for a spec that cannot rotate
         require_rotatable(key)
         require_primary(key)
         if key.origin not in ROTATING_ORIGINS:
