@@ -14,8 +14,8 @@ from ..crypto import asymmetric, envelope, specs, xks_envelope
 from ..errors import AWSError, invalid_ciphertext, validation
 from ..inline import offload_point
 from ..store.records import KeyRecord
+from ..keydomain import external
 from ..keydomain.states import require_algorithm, require_usable, require_usage
-from . import keystores
 from .paging import dry_run
 from .service import Service, operation
 
@@ -49,8 +49,8 @@ def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm:
          caller=None) -> tuple[bytes, str | None]:
     """Encrypt under ``key``'s current material: (ciphertext blob, key material id or None).
     ``caller`` names who asks, for the requestMetadata of a call to an external key store proxy."""
-    if key.origin == keystores.ORIGIN:  # double encryption through the key's XKS proxy (format v2)
-        return keystores.seal(svc, tx, caller, key, plaintext, context), None
+    if key.origin == external.ORIGIN:  # double encryption through the key's XKS proxy (format v2)
+        return external.seal(svc, tx, caller, key, plaintext, context), None
     material = svc.current_material(tx, key)
     if is_symmetric(key):
         header = envelope.header_for(key.account, key.key_id, key.current_material)
@@ -96,11 +96,11 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
         raise AWSError("IncorrectKeyException",
                        "The key ID in the request does not identify a CMK that can perform this operation.")
     _check_encrypt_key(svc, key, algorithm, operation_name)
-    if (xks_blob is not None) != (key.origin == keystores.ORIGIN):
+    if (xks_blob is not None) != (key.origin == external.ORIGIN):
         # A v1 blob never names a key in an external key store (that would skip the external key).
         raise invalid_ciphertext()
     if xks_blob is not None:
-        return key, keystores.open_sealed(svc, tx, caller, key, xks_blob, context), None
+        return key, external.open_sealed(svc, tx, caller, key, xks_blob, context), None
     material_id = header.material_id.hex()
     material = svc.material(tx, key.account, key.key_id, material_id)
     if material is None:
@@ -194,5 +194,5 @@ def generate_random(svc, caller, req):
         raise validation("NumberOfBytes is required.")
     svc.authorize_account(caller)
     if "CustomKeyStoreId" in req:
-        keystores.check_generate_random(svc, caller, req["CustomKeyStoreId"])
+        external.check_generate_random(svc, caller, req["CustomKeyStoreId"])
     return {"Plaintext": secrets.token_bytes(req["NumberOfBytes"])}

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import AWSError, not_found
+from ..keydomain import managed
 from ..keydomain.states import require_algorithm, require_usable, require_usage
 from ..protocol.model import load_service
 from ..store.records import KeyRecord, key_arn
@@ -25,7 +26,6 @@ from ..store.changes import ChangeFeed
 from ..store.reset import empty_kms_state
 from ..store.rootkey import aad_for, stored_secret
 from ..xks.client import XksConnector
-from . import managed
 from .authorize import denied
 from .cache import CachedReads, KeyStateCache
 from .context_keys import condition_context
