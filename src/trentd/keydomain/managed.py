@@ -69,7 +69,7 @@ def description(service: str) -> str:
 
 def policy(account: str, region: str, service: str) -> str:
     """AWS's key policy for the AWS managed key of ``service`` in ``account`` and ``region``,
-    laid out as AWS returns policies (as policies.default_policy is)."""
+    laid out as AWS returns policies (as policy.default_policy is)."""
     via, label = SERVICES[service]
     return (
         "{\n"

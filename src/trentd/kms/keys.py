@@ -13,14 +13,15 @@ from ..errors import AWSError, invalid_state, validation
 from ..keydomain import external, managed, multiregion
 from ..keydomain.materials import cancelled_state, expiration_fields, record_first_material
 from ..keydomain.metadata import key_metadata
+from ..keydomain.policy import default_policy
 from ..keydomain.states import PENDING_DELETION, require_not_pending_deletion
+from ..keydomain.tags import check_new_tags
 from ..store.errors import Duplicate
 from ..store.lifecycle import RotationRecord
 from ..store.records import AliasRecord, KeyRecord
 from .paging import decode_marker, page
-from .policies import check_lockout, check_policy, default_policy
+from .policy_rules import check_lockout, check_policy
 from .service import operation
-from .tags import check_new_tags
 
 log = logging.getLogger("trentd.kms")
 

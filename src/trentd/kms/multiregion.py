@@ -22,11 +22,12 @@ from ..errors import AWSError, not_found, validation
 from ..keydomain.materials import record_first_material
 from ..keydomain.metadata import key_metadata
 from ..keydomain.multiregion import is_replica, load_configuration, not_primary
+from ..keydomain.policy import default_policy
 from ..keydomain.states import require_not_pending_deletion
+from ..keydomain.tags import check_new_tags
 from ..store.records import KeyRecord, key_arn
-from .policies import check_lockout, check_policy, default_policy
+from .policy_rules import check_lockout, check_policy
 from .service import KEY_LOADERS, operation
-from .tags import check_new_tags
 
 DAY = 86_400.0
 MAX_KEYS_PER_REGION = 100_000
