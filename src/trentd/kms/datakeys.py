@@ -10,8 +10,9 @@ import secrets
 
 from ..crypto import asymmetric, specs
 from ..errors import AWSError, validation
+from ..keydomain.cipher import SYMMETRIC, reject_recipient, seal, with_material_id
+from ..keydomain.materials import is_symmetric
 from ..keydomain.states import require_usable, require_usage
-from .encryption import SYMMETRIC, is_symmetric, reject_recipient, seal, with_material_id
 from .paging import dry_run
 from .service import operation
 
