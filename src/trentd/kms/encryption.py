@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import cast
 
 from ..crypto import asymmetric, envelope, specs, xks_envelope
 from ..errors import AWSError, invalid_ciphertext, validation
@@ -78,11 +79,11 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
     if xks_blob is not None:
         return key, external.open_sealed(svc, tx, caller, key, xks_blob, context), None
     material_id = header.material_id.hex()
-    material = svc.material(tx, key.account, key.key_id, material_id)
-    if material is None:
+    backing = svc.material(tx, key.account, key.key_id, material_id)
+    if backing is None:
         raise invalid_ciphertext()
-    try:
-        return key, envelope.decrypt(blob, material, context, header), material_id
+    try:  # a v1 blob here: its header is envelope's
+        return key, envelope.decrypt(blob, backing, context, cast(envelope.Header, header)), material_id
     except envelope.MalformedCiphertext:
         raise invalid_ciphertext() from None
 
