@@ -14,6 +14,7 @@ key live here, so that no family imports another:
 - ``cipher``: encryption under a key's current material (Encrypt, GenerateDataKey, ReEncrypt).
 - ``policy``: the default key policy; ``tags``: AWS's rules for the tags of a request.
 
-The domain sits above store, crypto and the XKS client, and imports nothing of kms or auth: where a rule
-needs the service (its store, root key or material cache), the service is a parameter (``svc``).
+The domain sits above store, crypto and the XKS client, and imports nothing of kms or auth: where
+a rule needs the service (its store, root key or material cache), the service is a parameter
+(``svc``).
 """
