@@ -396,7 +396,7 @@ def test_new_key_material_and_on_demand_rotation(kms):
 def import_id(kms, key: dict, material: bytes) -> str:
     """The id trentd gives imported material: derived from account, key id and material
     (computed here only to name it in an expected message)."""
-    from trentd.kms.imports import material_id_for
+    from trentd.keydomain.materials import material_id_for
 
     return material_id_for(key["AWSAccountId"], key["KeyId"], material)
 

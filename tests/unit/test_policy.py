@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from trentd.auth.conditions import glob
 from trentd.auth.policy import Request, compile_cached, parse_policy
 from trentd.errors import AWSError
-from trentd.kms.policies import default_policy
+from trentd.keydomain.policy import default_policy
 
 ACCT, OTHER = "111122223333", "444455556666"
 ALICE, ALICE_CASED = f"arn:aws:iam::{ACCT}:user/alice", f"arn:aws:iam::{ACCT}:user/Alice"

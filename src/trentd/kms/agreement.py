@@ -4,7 +4,7 @@ Decapsulate (ML-KEM keys)."""
 from __future__ import annotations
 
 from ..crypto import asymmetric, specs
-from .encryption import reject_recipient
+from ..keydomain.cipher import reject_recipient
 from .paging import dry_run
 from .service import operation
 

@@ -12,7 +12,8 @@ from ..crypto import specs
 from ..errors import AWSError, not_found, validation
 from ..store.records import AliasRecord
 from ..store.errors import Duplicate
-from . import managed
+from ..keydomain import managed
+from ..keydomain.states import require_not_pending_deletion
 from .paging import decode_marker, page
 from .service import operation
 
@@ -36,7 +37,7 @@ def _check_name(svc, caller, name: str) -> None:
 
 def _target(svc, tx, caller, target_key_id: str):
     key = svc.resolve(tx, caller, target_key_id)
-    svc.require_not_pending_deletion(key)
+    require_not_pending_deletion(key)
     if tx.count_aliases(key.account, key.region, key.key_id) >= MAX_ALIASES_PER_KEY:
         raise AWSError("LimitExceededException",
                        f"Cannot exceed the limit of {MAX_ALIASES_PER_KEY} aliases for key {key.arn}.")
@@ -124,7 +125,7 @@ def list_aliases(svc, caller, req):
 
 def _with_predefined(caller, entries: list[dict], stored: list, after: str, limit: int) -> list[dict]:
     """Merge into the listing, in name order, the predefined aliases whose AWS managed key does
-    not exist yet (kms/managed.py): AliasName and AliasArn only, as AWS lists them. ``stored`` is
+    not exist yet (keydomain/managed.py): AliasName and AliasArn only, as AWS lists them. ``stored`` is
     what the store gave (``limit + 1`` rows after the marker); when it is full, names past its
     last one belong to later pages."""
     names = {a.name for a in stored}

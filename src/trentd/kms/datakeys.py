@@ -10,7 +10,9 @@ import secrets
 
 from ..crypto import asymmetric, specs
 from ..errors import AWSError, validation
-from .encryption import SYMMETRIC, is_symmetric, reject_recipient, seal, with_material_id
+from ..keydomain.cipher import SYMMETRIC, reject_recipient, seal, with_material_id
+from ..keydomain.materials import is_symmetric
+from ..keydomain.states import require_usable, require_usage
 from .paging import dry_run
 from .service import operation
 
@@ -26,9 +28,9 @@ def _data_key_length(req: dict) -> int:
 def _wrapping_key(svc, tx, caller, req, operation_name: str):
     """The KMS key that encrypts a data key must be a symmetric encryption key."""
     key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
-    svc.require_usable(key)
+    require_usable(key)
     # Usage first ("key usage is SIGN_VERIFY which is not valid for …", as Encrypt says), then spec.
-    svc.require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
+    require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
     if not is_symmetric(key):
         raise AWSError("InvalidKeyUsageException",
                        f"{key.arn} key spec is {key.key_spec} which is not valid for {operation_name}.")

@@ -2,7 +2,8 @@
 
 Symmetric ciphertext names its key and key material in a clear header (crypto/envelope.py), so
 Decrypt needs no KeyId; asymmetric ciphertext is raw RSA-OAEP, so Decrypt needs the KeyId and the
-algorithm. ``seal`` and ``open_blob`` are the two halves every operation here shares.
+algorithm. ``seal`` (keydomain/cipher.py) and ``open_blob`` are the two halves every operation here
+shares.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import secrets
 from ..crypto import asymmetric, envelope, specs, xks_envelope
 from ..errors import AWSError, invalid_ciphertext, validation
 from ..inline import offload_point
+from ..keydomain import external
+from ..keydomain.cipher import SYMMETRIC, reject_recipient, seal, with_material_id
+from ..keydomain.materials import is_symmetric
+from ..keydomain.states import require_algorithm, require_usable, require_usage
 from ..store.records import KeyRecord
-from . import keystores
 from .paging import dry_run
 from .service import Service, operation
 
-SYMMETRIC = "SYMMETRIC_DEFAULT"
 _DECRYPT_ACTION = {"ReEncrypt": "kms:ReEncryptFrom"}  # the half of ReEncrypt that decrypts
 UNKNOWN_KEY_MESSAGE = (
     "The ciphertext refers to a customer master key that does not exist, does not exist in this region, "
@@ -28,36 +31,10 @@ UNKNOWN_KEY_MESSAGE = (
 _KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
-def is_symmetric(key: KeyRecord) -> bool:
-    return specs.KEY_SPECS[key.key_spec].symmetric
-
-
-def reject_recipient(req: dict) -> None:
-    if "Recipient" in req:
-        raise AWSError("UnsupportedOperationException",
-                       "Recipient (Nitro Enclaves attestation) is not supported by trentd.")
-
-
 def _check_encrypt_key(svc: Service, key: KeyRecord, algorithm: str, operation_name: str) -> None:
-    svc.require_usable(key)
-    svc.require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
-    svc.require_algorithm(key, algorithm)
-
-
-def seal(svc: Service, tx, key: KeyRecord, plaintext: bytes, context, algorithm: str,
-         caller=None) -> tuple[bytes, str | None]:
-    """Encrypt under ``key``'s current material: (ciphertext blob, key material id or None).
-    ``caller`` names who asks, for the requestMetadata of a call to an external key store proxy."""
-    if key.origin == keystores.ORIGIN:  # double encryption through the key's XKS proxy (format v2)
-        return keystores.seal(svc, tx, caller, key, plaintext, context), None
-    material = svc.current_material(tx, key)
-    if is_symmetric(key):
-        header = envelope.header_for(key.account, key.key_id, key.current_material)
-        return envelope.encrypt(header, material, plaintext, context), key.current_material
-    if context:
-        raise validation("EncryptionContext is not supported with asymmetric KMS keys.")
-    offload_point()  # RSA: CPU-heavy work belongs on the bounded pool (trentd/inline.py)
-    return asymmetric.encrypt(key.key_spec, material, algorithm, plaintext), None
+    require_usable(key)
+    require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
+    require_algorithm(key, algorithm)
 
 
 def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, named: KeyRecord | None,
@@ -95,11 +72,11 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
         raise AWSError("IncorrectKeyException",
                        "The key ID in the request does not identify a CMK that can perform this operation.")
     _check_encrypt_key(svc, key, algorithm, operation_name)
-    if (xks_blob is not None) != (key.origin == keystores.ORIGIN):
+    if (xks_blob is not None) != (key.origin == external.ORIGIN):
         # A v1 blob never names a key in an external key store (that would skip the external key).
         raise invalid_ciphertext()
     if xks_blob is not None:
-        return key, keystores.open_sealed(svc, tx, caller, key, xks_blob, context), None
+        return key, external.open_sealed(svc, tx, caller, key, xks_blob, context), None
     assert isinstance(header, envelope.Header)  # an external key store's blob was opened above
     material_id = header.material_id.hex()
     backing = svc.material(tx, key.account, key.key_id, material_id)
@@ -109,12 +86,6 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
         return key, envelope.decrypt(blob, backing, context, header), material_id
     except envelope.MalformedCiphertext:
         raise invalid_ciphertext() from None
-
-
-def with_material_id(out: dict, material_id: str | None, name: str = "KeyMaterialId") -> dict:
-    if material_id is not None:
-        out[name] = material_id
-    return out
 
 
 @operation("Encrypt")
@@ -194,5 +165,5 @@ def generate_random(svc, caller, req):
         raise validation("NumberOfBytes is required.")
     svc.authorize_account(caller)
     if "CustomKeyStoreId" in req:
-        keystores.check_generate_random(svc, caller, req["CustomKeyStoreId"])
+        external.check_generate_random(svc, caller, req["CustomKeyStoreId"])
     return {"Plaintext": secrets.token_bytes(req["NumberOfBytes"])}

@@ -21,15 +21,15 @@ RotateKeyOnDemand); HMAC and asymmetric keys keep the material of their first im
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 
-from ..crypto import asymmetric, imports, specs
+from ..crypto import asymmetric, imports
 from ..errors import AWSError, invalid_ciphertext, invalid_state, not_found, validation
-from ..store.lifecycle import MaterialVersion
+from ..keydomain.materials import EXPIRES, complete, forget, is_symmetric, material_id_for, record_import, remove
+from ..keydomain.multiregion import shared_material
+from ..keydomain.states import require_not_pending_deletion
 from ..store.rootkey import RootKeyError, aad_for
-from .multiregion import shared_material
 from .service import operation
 
 log = logging.getLogger("trentd.kms")
@@ -37,7 +37,6 @@ log = logging.getLogger("trentd.kms")
 DAY = 86_400.0
 TOKEN_LIFETIME = DAY
 MAX_VALID_TO_DAYS = 365
-EXPIRES, DOES_NOT_EXPIRE = "KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"
 NEW, EXISTING = "NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"
 
 _TOKEN_MAGIC = b"tIT\x01"
@@ -52,42 +51,8 @@ def _external_key(svc, tx, caller, key_id: str):
     if key.origin != "EXTERNAL":
         raise AWSError("UnsupportedOperationException",
                        f"{key.arn} origin is {key.origin} which is not valid for this operation.")
-    svc.require_not_pending_deletion(key)
+    require_not_pending_deletion(key)
     return key
-
-
-def _is_symmetric(key) -> bool:
-    return specs.KEY_SPECS[key.key_spec].symmetric
-
-
-def material_id_for(account: str, key_id: str, material: bytes) -> str:
-    return hashlib.sha256(aad_for("trentd imported key material v1", account, key_id) + material).hexdigest()
-
-
-def expiration_fields(tx, key) -> dict:
-    """KeyMetadata's ExpirationModel and ValidTo for an EXTERNAL key: from its imported material
-    that is present and permanent; ValidTo is the earliest expiry among them."""
-    present = [v for v in tx.material_versions(key.account, key.region, key.key_id) if v.present and not v.pending]
-    if not present:
-        return {}
-    expiring = [v.valid_to for v in present if v.expiration_model == EXPIRES and v.valid_to is not None]
-    if expiring:
-        return {"ExpirationModel": EXPIRES, "ValidTo": min(expiring)}
-    return {"ExpirationModel": DOES_NOT_EXPIRE}
-
-
-def _complete(tx, key) -> bool:
-    """Every permanent material of the key is present (so it can leave PendingImport)."""
-    versions = [v for v in tx.material_versions(key.account, key.region, key.key_id) if not v.pending]
-    return bool(versions) and all(v.present for v in versions)
-
-
-def cancelled_state(tx, key) -> str:
-    """The state CancelKeyDeletion leaves: Disabled, or PendingImport for an EXTERNAL key whose
-    material is missing (never imported, deleted or expired meanwhile)."""
-    if key.origin == "EXTERNAL" and not _complete(tx, key):
-        return "PendingImport"
-    return "Disabled"
 
 
 # --- GetParametersForImport ----------------------------------------------------------------
@@ -165,7 +130,7 @@ def _incorrect(message: str) -> AWSError:
 def import_key_material(svc, caller, req):
     with svc.store.read() as tx:
         key = _external_key(svc, tx, caller, req["KeyId"])
-    symmetric = _is_symmetric(key)
+    symmetric = is_symmetric(key)
     if not symmetric and ("KeyMaterialId" in req or "KeyMaterialDescription" in req):
         raise validation("KeyMaterialId and KeyMaterialDescription are only supported for symmetric encryption keys.")
     if req.get("ImportType") == NEW and "KeyMaterialId" in req:
@@ -192,7 +157,7 @@ def import_key_material(svc, caller, req):
         if not fresh:  # deleted while the material was being unwrapped
             raise not_found(f"Key '{arn}' does not exist")
         key.key_state, key.current_material = fresh
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         _apply_import(svc, tx, key, material, material_id, model, valid_to, req)
     out = {"KeyId": key.arn}
     if symmetric:
@@ -220,7 +185,7 @@ def _apply_import(svc, tx, key, material: bytes, material_id: str, model: str, v
         if material_id in known:
             raise _incorrect(f"The key material is already associated with {key.arn}; "
                              "use ImportType EXISTING_KEY_MATERIAL to reimport it.")
-        if versions and not _is_symmetric(key):
+        if versions and not is_symmetric(key):
             raise _incorrect(f"The key material of {key.arn} cannot be changed: only symmetric encryption keys "
                              "can hold several key materials.")
         pending = [v for v in versions if v.pending]
@@ -229,38 +194,15 @@ def _apply_import(svc, tx, key, material: bytes, material_id: str, model: str, v
                                 f"because another key material (id: {pending[0].material_id}) is pending rotation.")
         if not shared_material(tx, key, material_id):  # a multi-Region key's other Regions may hold it
             svc.new_material(tx, key.account, key.key_id, material, material_id)
-        tx.insert_material_version(MaterialVersion(
-            key.account, key.region, key.key_id, material_id, tx.next_material_seq(key.account, key.region, key.key_id),
-            pending=bool(versions), present=True, rotation_date=None, rotation_type=None, expiration_model=model,
-            valid_to=valid_to, description=description, created=now))
+        record_import(tx, key, material_id, pending=bool(versions), model=model, valid_to=valid_to,
+                      description=description, now=now)
         if not versions:
             tx.update_key(key, current_material=material_id)
-    if key.key_state == "PendingImport" and _complete(tx, key):
+    if key.key_state == "PendingImport" and complete(tx, key):
         tx.update_key(key, key_state="Enabled")
 
 
 # --- DeleteImportedKeyMaterial and expiry --------------------------------------------------
-def _forget(svc, account: str, key_id: str, material_id: str, symmetric: bool) -> None:
-    """Drop deleted material from this process's caches (it is already gone from the store)."""
-    svc.materials.discard((account, key_id, material_id))
-    if not symmetric:
-        asymmetric.clear_key_cache()
-
-
-def _remove(tx, key_state: str, version: MaterialVersion) -> str | None:
-    """Remove one material; returns the key's new state, or None when it stays as it is.
-    Permanent material becomes PENDING_IMPORT and the key PendingImport (unless it is pending
-    deletion); material pending rotation was never part of the key and simply goes."""
-    tx.delete_material_row(version.account, version.key_id, version.material_id)
-    if version.pending:
-        tx.delete_material_version(version)
-        return None
-    tx.update_material_version(version, present=False)
-    if key_state in ("PendingDeletion", "PendingReplicaDeletion", "PendingImport"):
-        return None
-    return "PendingImport"
-
-
 @operation("DeleteImportedKeyMaterial")
 def delete_imported_key_material(svc, caller, req):
     with svc.store.write() as tx:
@@ -278,12 +220,12 @@ def delete_imported_key_material(svc, caller, req):
         version = tx.get_material_version(key.account, key.region, key.key_id, material_id)
         if version is None:
             raise not_found(f"Key material {material_id} is not associated with {key.arn}.")
-        state = _remove(tx, key.key_state, version)
+        state = remove(tx, key.key_state, version)
         if state is not None:
             tx.update_key(key, key_state=state)
-    _forget(svc, key.account, key.key_id, material_id, _is_symmetric(key))
+    forget(svc, key.account, key.key_id, material_id, is_symmetric(key))
     out = {"KeyId": key.arn}
-    if _is_symmetric(key):
+    if is_symmetric(key):
         out["KeyMaterialId"] = material_id
     return out
 
@@ -299,7 +241,7 @@ def expire_materials(svc, batch: int = 100) -> int:
             due = tx.claim_expired_materials(svc.clock.now(), batch)
             for d in due:
                 version = tx.get_material_version(d.account, d.region, d.key_id, d.material_id)
-                state = _remove(tx, d.key_state, version)
+                state = remove(tx, d.key_state, version)
                 if state is not None:
                     tx.set_key_material_state(d.account, d.region, d.key_id, key_state=state)
                     d.key_state = state

@@ -10,51 +10,24 @@ import uuid
 
 from ..crypto import asymmetric, specs
 from ..errors import AWSError, invalid_state, validation
+from ..keydomain import external, managed, multiregion
+from ..keydomain.materials import cancelled_state, expiration_fields, record_first_material
+from ..keydomain.metadata import key_metadata
+from ..keydomain.policy import default_policy
+from ..keydomain.states import PENDING_DELETION, require_not_pending_deletion
+from ..keydomain.tags import check_new_tags
 from ..store.errors import Duplicate
 from ..store.lifecycle import RotationRecord
 from ..store.records import AliasRecord, KeyRecord
-from . import keystores, managed, multiregion
-from .imports import cancelled_state, expiration_fields
 from .paging import decode_marker, page
-from .policies import check_lockout, check_policy, default_policy
-from .rotation import record_first_material
+from .policy_rules import check_lockout, check_policy
 from .service import operation
-from .tags import check_new_tags
 
 log = logging.getLogger("trentd.kms")
 
 MAX_KEYS_PER_REGION = 100_000
 DAY = 86_400.0
 _MOST_KEYS_NAMED = 2  # by one request: ReEncrypt's SourceKeyId and DestinationKeyId
-
-
-def key_metadata(key: KeyRecord) -> dict:
-    """KeyMetadata as AWS shapes it: only the algorithm list of the key's usage, material id
-    only for symmetric keys, deletion date only while pending deletion."""
-    spec = specs.KEY_SPECS[key.key_spec]
-    meta = {
-        "AWSAccountId": key.account,
-        "KeyId": key.key_id,
-        "Arn": key.arn,
-        "CreationDate": key.created,
-        "Enabled": key.enabled,
-        "Description": key.description,
-        "KeyUsage": key.key_usage,
-        "KeyState": key.key_state,
-        "Origin": key.origin,
-        "KeyManager": key.key_manager,
-        "CustomerMasterKeySpec": key.key_spec,
-        "KeySpec": key.key_spec,
-        "MultiRegion": key.multi_region,
-        specs.ALGORITHM_FIELD[key.key_usage]: list(spec.algorithms[key.key_usage]),
-    }
-    if key.deletion_date is not None:
-        meta["DeletionDate"] = key.deletion_date
-    if spec.symmetric and key.current_material and key.origin != keystores.ORIGIN:
-        meta["CurrentKeyMaterialId"] = key.current_material
-    meta.update(multiregion.metadata_fields(key))
-    meta.update(keystores.metadata_fields(key))
-    return meta
 
 
 def _spec_and_usage(req: dict) -> tuple[specs.KeySpec, str]:
@@ -84,14 +57,14 @@ def _generate_material(spec: specs.KeySpec) -> bytes:
 def create_key(svc, caller, req):
     spec, usage = _spec_and_usage(req)
     origin = req.get("Origin", "AWS_KMS")
-    if origin not in ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", keystores.ORIGIN):
+    if origin not in ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", external.ORIGIN):
         raise AWSError("UnsupportedOperationException", f"Origin {origin} is not supported by trentd yet.")
     multi_region = bool(req.get("MultiRegion"))
     svc.authorize_account(caller)
     tags = check_new_tags(req.get("Tags", []))
     # A key in an external key store: validated, and its external key checked through the proxy,
     # before the transaction (AWS_CLOUDHSM answers UnsupportedOperationException there).
-    external = keystores.check_create_key(svc, caller, req, spec.name, usage, origin)
+    xks_key = external.check_create_key(svc, caller, req, spec.name, usage, origin)
     # EXTERNAL keys wait for ImportKeyMaterial; others get material before the transaction (RSA
     # generation is slow). A key in an external key store has its own material too: the inner
     # layer of its double encryption.
@@ -115,8 +88,8 @@ def create_key(svc, caller, req):
             check_lockout(svc, tx, caller, key, key.policy)
         if material is not None:
             key.current_material = svc.new_material(tx, caller.account, key_id, material)
-        if external is not None:
-            keystores.bind_key(tx, caller, key, external)
+        if xks_key is not None:
+            external.bind_key(tx, caller, key, xks_key)
         tx.insert_key(key)
         if multi_region:
             multiregion.created(tx, key)
@@ -153,7 +126,7 @@ def list_keys(svc, caller, req):
 def _set_enabled(svc, caller, req, enabled: bool):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         if key.key_state == "PendingImport":
             raise invalid_state(f"{key.arn} is pending import.")
         tx.update_key(key, key_state="Enabled" if enabled else "Disabled")
@@ -173,7 +146,7 @@ def disable_key(svc, caller, req):
 def update_key_description(svc, caller, req):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         tx.update_key(key, description=req["Description"])
 
 
@@ -184,7 +157,7 @@ def schedule_key_deletion(svc, caller, req):
         raise validation("PendingWindowInDays must be between 7 and 30")
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        svc.require_not_pending_deletion(key)
+        require_not_pending_deletion(key)
         if multiregion.waits_for_replicas(svc, tx, key, window):
             # A primary with replicas: its waiting period starts when the last replica is deleted.
             return {"KeyId": key.arn, "KeyState": "PendingReplicaDeletion", "PendingWindowInDays": window}
@@ -198,7 +171,7 @@ def schedule_key_deletion(svc, caller, req):
 def cancel_key_deletion(svc, caller, req):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        if key.key_state not in ("PendingDeletion", "PendingReplicaDeletion"):
+        if key.key_state not in PENDING_DELETION:
             raise invalid_state(f"{key.arn} is not pending deletion.")
         multiregion.cancelled(tx, key)
         # AWS leaves a key whose deletion was cancelled Disabled, whatever it was before (an
@@ -208,11 +181,12 @@ def cancel_key_deletion(svc, caller, req):
 
 
 def create_managed_key(svc, account: str, region: str, alias_name: str) -> None:
-    """Create the AWS managed key of a predefined alias (kms/managed.py), exactly once: key and
+    """Create the AWS managed key of a predefined alias (keydomain/managed.py), exactly once: key and
     alias are written in one transaction, which on SQLite and PostgreSQL alike is serialised with
     every other write of the account and Region, so a racing worker or node finds the alias the
     first one wrote and creates nothing; the alias's primary key would refuse a second one."""
     service = managed.service_of(alias_name)
+    assert service is not None, f"{alias_name} is not a predefined alias"
     key_id = str(uuid.uuid4())
     material = secrets.token_bytes(specs.KEY_SPECS["SYMMETRIC_DEFAULT"].details["key_bytes"])
     try:

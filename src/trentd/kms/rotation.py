@@ -26,8 +26,10 @@ import secrets
 
 from ..crypto import specs
 from ..errors import AWSError, invalid_state
+from ..keydomain.materials import AUTOMATIC, ON_DEMAND, ensure_first_version, record_rotation
+from ..keydomain.multiregion import require_primary, rotation_region
+from ..keydomain.states import PENDING_DELETION, require_usable
 from ..store.lifecycle import MaterialVersion, RotationRecord
-from .multiregion import require_primary, rotation_region
 from .paging import decode_marker, page
 from .service import operation
 
@@ -37,10 +39,9 @@ DAY = 86_400.0
 DEFAULT_PERIOD_DAYS = 365
 MAX_ON_DEMAND_ROTATIONS = 10
 CONFLICT_WINDOW = 20 * 60.0  # seconds before an automatic rotation in which on-demand ones are refused
-AUTOMATIC, ON_DEMAND = "AUTOMATIC", "ON_DEMAND"
 
 
-# --- shared rules --------------------------------------------------------------------------
+# --- which keys rotate --------------------------------------------------------------------
 def require_rotatable(key) -> None:
     """Only symmetric encryption keys have rotations; AWS answers other key types with an
     UnsupportedOperationException that has no message (recorded for RotateKeyOnDemand on RSA)."""
@@ -52,25 +53,8 @@ ROTATING_ORIGINS = ("AWS_KMS", "EXTERNAL")  # keys in custom key stores never ro
 
 
 def origin_not_valid(key) -> AWSError:
-    return AWSError("UnsupportedOperationException", f"{key.arn} origin is {key.origin} which is not valid for this operation.")
-
-
-def ensure_first_version(tx, account: str, region: str, key_id: str, material_id: str | None, created: float) -> None:
-    """A key made before migration 0003 or by another path may have no row for its first
-    material; give it one so the history is complete before anything is added to it."""
-    if material_id and tx.get_material_version(account, region, key_id, material_id) is None:
-        tx.insert_material_version(MaterialVersion(
-            account, region, key_id, material_id, tx.next_material_seq(account, region, key_id), pending=False,
-            present=True, rotation_date=None, rotation_type=None, expiration_model=None, valid_to=None,
-            description=None, created=created))
-
-
-def record_first_material(tx, key, now: float) -> None:
-    """CreateKey: the key's first (generated) material is version 0."""
-    tx.insert_material_version(MaterialVersion(
-        key.account, key.region, key.key_id, key.current_material, 0, pending=False, present=True,
-        rotation_date=None, rotation_type=None, expiration_model=None, valid_to=None, description=None,
-        created=now))
+    return AWSError("UnsupportedOperationException",
+                    f"{key.arn} origin is {key.origin} which is not valid for this operation.")
 
 
 def _locked_key(svc, tx, caller, req):
@@ -95,7 +79,7 @@ def _automatic_rotation_key(svc, tx, caller, req):
     require_primary(key)  # multi-Region keys: rotation is set on the primary only
     if key.origin != "AWS_KMS":
         raise origin_not_valid(key)
-    svc.require_usable(key)  # Disabled → DisabledException; pending deletion → KMSInvalidStateException
+    require_usable(key)  # Disabled → DisabledException; pending deletion → KMSInvalidStateException
     return key
 
 
@@ -139,7 +123,7 @@ def get_key_rotation_status(svc, caller, req):
         rotation = tx.get_rotation(key.account, rotation_region(key), key.key_id)
     out = {"KeyId": key.arn, "KeyRotationEnabled": False}
     # While a key is pending deletion its status reads false; cancelling restores it.
-    if rotation and rotation.enabled and key.key_state not in ("PendingDeletion", "PendingReplicaDeletion"):
+    if rotation and rotation.enabled and key.key_state not in PENDING_DELETION:
         out.update(KeyRotationEnabled=True, RotationPeriodInDays=rotation.period_days,
                    NextRotationDate=rotation.next_rotation)
     return out
@@ -158,10 +142,7 @@ def rotate_due_keys(svc, batch: int = 100) -> int:
             for d in due:
                 ensure_first_version(tx, d.account, d.region, d.key_id, d.current_material, now)
                 material_id = svc.new_material(tx, d.account, d.key_id, secrets.token_bytes(32))
-                tx.insert_material_version(MaterialVersion(
-                    d.account, d.region, d.key_id, material_id, tx.next_material_seq(d.account, d.region, d.key_id),
-                    pending=False, present=True, rotation_date=now, rotation_type=AUTOMATIC, expiration_model=None,
-                    valid_to=None, description=None, created=now))
+                record_rotation(tx, d.account, d.region, d.key_id, material_id, now, AUTOMATIC)
                 tx.set_key_material_state(d.account, d.region, d.key_id, current_material=material_id)
                 tx.share_current_material(d.account, d.key_id, material_id)  # multi-Region replicas follow
                 tx.set_next_rotation(d.account, d.region, d.key_id, now + d.period_days * DAY)
@@ -177,7 +158,7 @@ def rotate_due_keys(svc, batch: int = 100) -> int:
 def rotate_key_on_demand(svc, caller, req):
     with svc.store.write() as tx:
         key = _locked_key(svc, tx, caller, req)
-        svc.require_usable(key)  # AWS checks the key's state first, even for a spec that cannot rotate
+        require_usable(key)  # AWS checks the key's state first, even for a spec that cannot rotate
         require_rotatable(key)
         require_primary(key)
         if key.origin not in ROTATING_ORIGINS:
@@ -201,11 +182,7 @@ def rotate_key_on_demand(svc, caller, req):
         else:
             ensure_first_version(tx, key.account, key.region, key.key_id, key.current_material, now)
             material_id = svc.new_material(tx, key.account, key.key_id, secrets.token_bytes(32))
-            tx.insert_material_version(MaterialVersion(
-                key.account, key.region, key.key_id, material_id,
-                tx.next_material_seq(key.account, key.region, key.key_id), pending=False, present=True,
-                rotation_date=now, rotation_type=ON_DEMAND, expiration_model=None, valid_to=None, description=None,
-                created=now))
+            record_rotation(tx, key.account, key.region, key.key_id, material_id, now, ON_DEMAND)
         tx.update_key(key, current_material=material_id)
         tx.share_current_material(key.account, key.key_id, material_id)  # multi-Region replicas follow
         rotation.on_demand_count += 1

@@ -17,15 +17,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..crypto.specs import algorithms_for
 from ..errors import AWSError, not_found
+from ..keydomain import managed
+from ..keydomain.states import require_algorithm, require_usable, require_usage
 from ..protocol.model import load_service
 from ..store.records import KeyRecord, key_arn
 from ..store.changes import ChangeFeed
 from ..store.reset import empty_kms_state
 from ..store.rootkey import aad_for, stored_secret
 from ..xks.client import XksConnector
-from . import managed
 from .authorize import denied
 from .cache import CachedReads, KeyStateCache
 from .context_keys import condition_context
@@ -311,10 +311,10 @@ class Service:
         """Resolve a key for a cryptographic operation and check, in AWS's order, permission,
         its state, its usage and the requested algorithm."""
         key = self.resolve(tx, caller, key_id, aliases=True, action=action)
-        self.require_usable(key)
-        self.require_usage(key, usage, operation_name)
+        require_usable(key)
+        require_usage(key, usage, operation_name)
         if algorithm is not None:
-            self.require_algorithm(key, algorithm)
+            require_algorithm(key, algorithm)
         return key
 
     def principal_exists(self, tx, arn: str) -> bool:
@@ -323,33 +323,6 @@ class Service:
         if self.authorizer.dev or arn.endswith(":root"):
             return True
         return tx.get_principal(arn) is not None
-
-    # --- key states -----------------------------------------------------------------------
-    @staticmethod
-    def require_usable(key: KeyRecord) -> None:
-        """Cryptographic operations need an Enabled key (kms-api.md §3.4)."""
-        state = key.key_state
-        if state == "Enabled":
-            return
-        if state == "Disabled":
-            raise AWSError("DisabledException", f"{key.arn} is disabled.")
-        raise AWSError("KMSInvalidStateException", f"{key.arn} is {_STATE_WORDS.get(state, 'unavailable')}.")
-
-    @staticmethod
-    def require_usage(key: KeyRecord, usage: str, operation_name: str) -> None:
-        if key.key_usage != usage:
-            raise AWSError("InvalidKeyUsageException",
-                           f"{key.arn} key usage is {key.key_usage} which is not valid for {operation_name}.")
-
-    @staticmethod
-    def require_algorithm(key: KeyRecord, algorithm: str) -> None:
-        if algorithm not in algorithms_for(key.key_spec, key.key_usage):
-            raise AWSError("InvalidKeyUsageException", f"Algorithm {algorithm} is incompatible with key spec {key.key_spec}.")
-
-    @staticmethod
-    def require_not_pending_deletion(key: KeyRecord) -> None:
-        if key.key_state in ("PendingDeletion", "PendingReplicaDeletion"):
-            raise AWSError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
 
     # --- key material ---------------------------------------------------------------------
     def new_material(self, tx, account: str, key_id: str, material: bytes, material_id: str | None = None) -> str:
@@ -379,12 +352,3 @@ class Service:
         self.materials.put(ident, material)
         return material
 
-
-_STATE_WORDS = {
-    "PendingDeletion": "pending deletion",
-    "PendingReplicaDeletion": "pending deletion",
-    "PendingImport": "pending import",
-    "Unavailable": "unavailable",
-    "Creating": "creating",
-    "Updating": "updating",
-}

@@ -7,8 +7,8 @@ behind it, creates it the first time a request names its alias (kms/keys.py,
 AWS's: its policy allows using it only through the service (``kms:ViaService``, never present in
 a call to trentd, so a direct Encrypt is AccessDeniedException, as in AWS) and reading its
 metadata; no one may change its policy, state, description, tags, aliases or rotation, or delete
-it (``allows``). It rotates every year. This module is data and pure functions: it imports no
-other KMS module, so service.py can use it.
+it (``allows``). It rotates every year. This module is data and pure functions, used by key
+resolution and authorization (kms/service.py), ListAliases and CreateAlias (kms/aliases.py).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def description(service: str) -> str:
 
 def policy(account: str, region: str, service: str) -> str:
     """AWS's key policy for the AWS managed key of ``service`` in ``account`` and ``region``,
-    laid out as AWS returns policies (as policies.default_policy is)."""
+    laid out as AWS returns policies (as policy.default_policy is)."""
     via, label = SERVICES[service]
     return (
         "{\n"
