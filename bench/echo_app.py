@@ -2,7 +2,7 @@
 
 It reads the request body, parses it as JSON and answers a small JSON body with HTTP 200 —
 no signature check, no key, no crypto, no audit. It is served by uvicorn exactly as
-``trentd serve`` serves trentd (src/trentd/cli.py): trentd's guarded httptools protocol,
+``trentd serve`` serves trentd (src/trentd/admin/serve.py): trentd's guarded httptools protocol,
 uvloop, no access log, no server header, the same keep-alive timeout and concurrency limit, and
 ``--workers N`` processes. So ``bench/run --endpoint ECHO --b-endpoint TRENTD`` measures what
 trentd's own work costs on top of the HTTP stack (the issue's "≥ 60% of the echo app").
@@ -80,7 +80,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=4600)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # The options of trentd serve (cli.py serve and _edge_options) without TLS. Workers are spawned
+    # The options of trentd serve (admin/serve.py: _prepare and _edge_options) without TLS. Workers are spawned
     # processes that import the app by name: this file's directory is on their sys.path too.
     uvicorn.run("echo_app:app", host=args.host, port=args.port, workers=args.workers if args.workers > 1 else None,
                 http=_http_protocol(), log_level="warning", access_log=False, server_header=False,

@@ -63,7 +63,7 @@ def boolean(text: str) -> bool:
     raise ValueError("expected 1, true, yes, 0, false, no or nothing")
 
 
-def add(parser: argparse.ArgumentParser, flag: str, *, default: Any = None, type: Callable[[str], Any] = str,
+def add(parser: argparse._ActionsContainer, flag: str, *, default: Any = None, type: Callable[[str], Any] = str,
         switch: bool = False, repeat: bool = False, help: str | None = None, variable: str | None = None,
         mask: Callable[[Any], Any] | None = None, negatable: bool = False, shown_default: str | None = None,
         **argparse_options) -> None:

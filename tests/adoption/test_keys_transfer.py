@@ -55,7 +55,8 @@ def exported(source, target, tmp_path_factory):
     policy = kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
     sign_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     seeded_id = str(uuid.uuid4())
-    (work / "seed.yaml").write_text(f"Keys:\n  - Metadata: {{KeyId: {seeded_id}}}\n    BackingKeys: [{SEEDED_MATERIAL}]\n")
+    (work / "seed.yaml").write_text(
+        f"Keys:\n  - Metadata: {{KeyId: {seeded_id}}}\n    BackingKeys: [{SEEDED_MATERIAL}]\n")
     trentd("seed", "import", str(work / "seed.yaml"), "--data-dir", str(source.data_dir))
     blobs = {
         key_id: kms.encrypt(KeyId="alias/moved", Plaintext=b"before the move", EncryptionContext={"k": "v"})[

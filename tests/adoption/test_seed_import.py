@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from trentd.crypto import envelope
-from trentd.seed import SeedError, parse
+from trentd.admin.seed import SeedError, parse
 from trentd.testing.server import TrentdServer
 
 ACCOUNT, REGION = "111122223333", "eu-west-2"  # local-kms's defaults

@@ -1,6 +1,6 @@
 """Root-key providers and the ring (store/rootkey.py, store/pkcs11.py): the wrapped-value format,
 AAD binding, key ids, legacy values, on-demand reload, retirement; and the registry of wrapped
-values that ``trentd root-key rotate`` rewraps (rotation.py)."""
+values that ``trentd root-key rotate`` rewraps (admin/root_key.py)."""
 
 from __future__ import annotations
 
@@ -122,13 +122,13 @@ def test_file_root_key_alone_keeps_its_api(tmp_path):
 
 # --- every wrapped value is known to the rotation ---------------------------------------------------
 KNOWN_WRAP_SITES = {
-    # file: what it wraps — and where rotation.py rewraps it
+    # file: what it wraps — and where admin/root_key.py rewraps it
     "kms/service.py": "key_materials.wrapped (WRAPPED_COLUMNS)",
     "auth/principals.py": "access_keys.wrapped_secret (WRAPPED_COLUMNS)",
     "store/rootkey.py": "the canary, meta root_key_canary (WRAPPED_META); stored_secret: meta audit_hmac_key "
                         "and grant_token_key (WRAPPED_META); the providers themselves",
-    "rotation.py": "the rewrap itself",
-    "transfer.py": "imported key material (key_materials) and meta transfer key (WRAPPED_META)",
+    "admin/root_key.py": "the rewrap itself",
+    "admin/transfer.py": "imported key material (key_materials) and meta transfer key (WRAPPED_META)",
     "kms/imports.py": "import tokens: handed to the client, never stored (outlive no root-key retirement)",
     "kms/keystores.py": "custom_key_stores.wrapped_secret, the XKS proxy secret (WRAPPED_COLUMNS)",
 }
@@ -144,12 +144,12 @@ def test_every_root_key_wrap_call_is_covered_by_the_rotation():
                 if "root_key" in owner or owner in ("ring", "key", "self"):
                     sites.add(str(path.relative_to(SRC)))
     unknown = sites - set(KNOWN_WRAP_SITES)
-    assert not unknown, (f"{unknown} wrap values under the root key: add them to rotation.py "
+    assert not unknown, (f"{unknown} wrap values under the root key: add them to admin/root_key.py "
                          f"(WRAPPED_COLUMNS / WRAPPED_META) and to KNOWN_WRAP_SITES here")
 
 
 def test_rotation_registry_matches_the_schema():
-    from trentd import rotation
+    from trentd.admin import root_key as rotation
 
     columns = {(c.table, c.column) for c in rotation.WRAPPED_COLUMNS}
     assert columns >= {("key_materials", "wrapped"), ("access_keys", "wrapped_secret")}

@@ -7,7 +7,7 @@ Even then a reader sees only the events of their own account (as caller, as reci
 owner of a key the event touched); the whole file stays for ``trentd audit search`` on the host.
 
 Each view is itself recorded, as the AWS console's CloudTrail page is (LookupEvents).
-The filters are those of ``trentd audit search`` (audit/commands.py, whose matching is reused).
+The filters are those of ``trentd audit search`` (audit/reader.py, whose matching is reused).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import orjson
 
 from ..audit import audit_dir
-from ..audit.commands import _events, _files, matches, parse_time
+from ..audit.reader import audit_files, matches, parse_time, read_events
 from ..errors import AWSError
 from ..kms.context_keys import condition_context
 from .web import Response
@@ -70,7 +70,7 @@ async def _record(ctx, err: AWSError | None) -> None:
 
 
 def _criteria(filters: dict) -> dict:
-    """The filters as ``audit.commands.matches`` takes them; ValueError for a time it cannot read."""
+    """The filters as ``audit.reader.matches`` takes them; ValueError for a time it cannot read."""
     def stamp(text: str, name: str) -> str | None:
         if not text:
             return None
@@ -96,9 +96,9 @@ def _search(data_dir: str, account: str, criteria: dict, writes_only: bool = Fal
     """Matching events of ``account``; ``writes_only`` leaves out read-only ones (Describe*, Get*,
     List*, cryptographic calls), which every page view of the console makes many of."""
     found = []
-    for path in _files(None, data_dir) if audit_dir(data_dir).is_dir() else ():
+    for path in audit_files(None, data_dir) if audit_dir(data_dir).is_dir() else ():
         with open(path, "rb") as f:
-            for _, event in _events(f):
+            for _, event in read_events(f):
                 if writes_only and event.get("readOnly"):
                     continue
                 if _visible(event, account) and matches(event, **criteria):

@@ -27,14 +27,17 @@ Every place that stores a value wrapped under the root key must be listed below;
 from __future__ import annotations
 
 import base64
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .audit import _HMAC_AAD, HMAC_META
-from .auth.principals import _secret_aad
-from .kms.grant_rules import GRANT_TOKEN_AAD, GRANT_TOKEN_META
-from .runtime import (
+from ..audit import _HMAC_AAD, HMAC_META
+from ..auth.principals import _secret_aad
+from ..kms.grant_rules import GRANT_TOKEN_AAD, GRANT_TOKEN_META
+from ..runtime import (
     CANARY_META,
     INITIALIZED_META,
     Settings,
@@ -45,10 +48,15 @@ from .runtime import (
     store_state,
     uninitialised,
 )
-from .store import rootkey
-from .store.keystores import secret_aad as xks_secret_aad
-from .store.rootkey import CANARY_AAD, ROOT_KEY_META, RootKeyError, aad_for, describe
+from ..store import rootkey
+from ..store.keystores import secret_aad as xks_secret_aad
+from ..store.rootkey import CANARY_AAD, ROOT_KEY_META, RootKeyError, aad_for, describe
+from .common import print_json, root_key_settings, store_refusals
 from .transfer import _TRANSFER_AAD, TRANSFER_PRIVATE_META
+
+if TYPE_CHECKING:
+    from ..store.postgres import PostgresStore
+    from ..store.sqlite import SQLiteStore
 
 DEFAULT_GRACE_SECONDS = rootkey.REFRESH_SECONDS + 5.0 + 1.0  # refresh + longest store transaction + margin
 ROTATION_DEADLINE_SECONDS = 600.0  # the rewrap transaction may take this long (large stores, slow HSMs)
@@ -61,7 +69,7 @@ class WrappedColumn:
     table: str
     column: str
     identity: tuple[str, ...]
-    aad: object  # callable(*identity) -> bytes
+    aad: Callable[..., bytes]  # (*identity) -> the AAD
 
 
 WRAPPED_COLUMNS = (
@@ -77,12 +85,13 @@ WRAPPED_META = {CANARY_META: CANARY_AAD, HMAC_META: _HMAC_AAD, TRANSFER_PRIVATE_
 
 
 def _open_store(settings: Settings):
+    store: PostgresStore | SQLiteStore
     if settings.database:
-        from .store.postgres import PostgresStore
+        from ..store.postgres import PostgresStore
 
         store = PostgresStore(settings.database, deadline_seconds=ROTATION_DEADLINE_SECONDS)
     else:
-        from .store.sqlite import SQLiteStore
+        from ..store.sqlite import SQLiteStore
 
         data_dir = Path(settings.data_dir)
         if not (data_dir / "trentd.db").is_file():
@@ -201,3 +210,28 @@ def rotate(settings: Settings, *, grace: float = DEFAULT_GRACE_SECONDS, keep_old
         if ring is not None:
             ring.close()
         store.close()
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+def add_parser(commands, data_dir_arg) -> None:
+    parser = commands.add_parser("root-key", help="the root key that wraps everything stored")
+    actions = parser.add_subparsers(dest="action", required=True)
+    rotating = actions.add_parser(
+        "rotate", help="make a new root key and rewrap every stored secret under it (nodes keep serving)")
+    rotating.add_argument("--grace", type=float, default=DEFAULT_GRACE_SECONDS,
+                          help=f"seconds to let running nodes switch to the new key before rewrapping "
+                               f"(default {DEFAULT_GRACE_SECONDS:g}; 0 when no node is running)")
+    rotating.add_argument("--keep-old", action="store_true", help="keep the previous root key in the file or token")
+    data_dir_arg(rotating)
+
+
+def run(args) -> int:
+    """``trentd root-key rotate``: progress on stderr, the result as JSON."""
+    settings = Settings(data_dir=args.data_dir, database=args.database, **root_key_settings(args))
+
+    def progress(text: str) -> None:
+        print(f"trentd: {text}", file=sys.stderr, flush=True)
+
+    with store_refusals():
+        return print_json(rotate(settings, grace=args.grace, keep_old=args.keep_old, progress=progress))

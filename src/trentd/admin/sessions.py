@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from datetime import datetime, timezone
 
-from ..audit import audit_dir
-from ..audit import admin as admin_audit
+from ..audit import AuditUnavailable, admin_events, audit_dir
 from ..auth.principals import PrincipalError
 from ..clock import ServiceClock
+from .common import open_admin_runtime, print_json
 
 POLICY_NAME = "AWSRevokeOlderSessions"
 COMMAND = "trentd sessions revoke"
@@ -65,7 +66,7 @@ def revoke(runtime, principal_arn: str, moment: float | None) -> dict:
         if principal is None:
             raise PrincipalError(f"no such principal: {principal_arn}")
         tx.put_identity_policy(principal_arn, POLICY_NAME, document)
-        admin_audit.record(audit_dir(runtime.settings.data_dir), _event(principal, document, issued_before))
+        admin_events.record(audit_dir(runtime.settings.data_dir), _event(principal, document, issued_before))
     return {"Principal": principal_arn, "IssuedBefore": issued_before}
 
 
@@ -73,7 +74,7 @@ def _event(principal, document: str, issued_before: str) -> dict:
     """IAM's PutUserPolicy / PutRolePolicy, as CloudTrail records AWS's own revocation."""
     kind = "Role" if principal.kind == "role" else "User"
     request = {f"{kind.lower()}Name": principal.name, "policyName": POLICY_NAME, "policyDocument": document}
-    return admin_audit.admin_event(source="iam.amazonaws.com", name=f"Put{kind}Policy", account=principal.account,
+    return admin_events.admin_event(source="iam.amazonaws.com", name=f"Put{kind}Policy", account=principal.account,
                                    request=request, extra={"command": COMMAND, "issuedBefore": issued_before})
 
 
@@ -86,3 +87,18 @@ def add_parser(commands, data_dir_arg) -> None:
     revoking.add_argument("--issued-before", metavar="TIME",
                           help="ISO 8601 time with a time zone, e.g. 2026-06-27T14:00:00Z (default: now)")
     data_dir_arg(revoking)
+
+
+def run(args) -> int:
+    moment = None
+    if args.issued_before is not None:
+        try:
+            moment = parse_time(args.issued_before)
+        except ValueError as exc:
+            print(f"trentd: --issued-before: {exc}", file=sys.stderr)
+            return 2
+    try:
+        return print_json(revoke(open_admin_runtime(args), args.principal, moment))
+    except AuditUnavailable as exc:
+        print(f"trentd: nothing was changed: the audit log cannot be written ({exc})", file=sys.stderr)
+        return 1

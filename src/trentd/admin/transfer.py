@@ -30,8 +30,12 @@ import hashlib
 import json
 import os
 import secrets
+import sys
 import time
 import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -39,7 +43,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .store.rootkey import aad_for
+from ..store.rootkey import aad_for
+from .common import open_admin_runtime
 
 FORMAT = "trentd-key-bundle"
 VERSION = 1
@@ -149,7 +154,7 @@ def _for_passphrase(passphrase: bytes, bundle_key: bytes, bundle_id: str) -> dic
 def _rows(tx, sql: str, params=()) -> list[dict]:
     cursor = tx.q(sql, params)
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _jsonable(row: dict) -> dict:
@@ -166,8 +171,8 @@ def _from_json(row: dict) -> dict:
     return {k: _unb64(v["base64"]) if isinstance(v, dict) and set(v) == {"base64"} else v for k, v in row.items()}
 
 
-def export_bundle(service, *, recipients: list[bytes] = (), passphrase: bytes | None = None,
-                  account: str | None = None, region: str | None = None, key_ids: list[str] = ()) -> dict:
+def export_bundle(service, *, recipients: Sequence[bytes] = (), passphrase: bytes | None = None,
+                  account: str | None = None, region: str | None = None, key_ids: Sequence[str] = ()) -> dict:
     """A bundle of the selected keys (default: every key of every account and Region)."""
     if not recipients and not passphrase:
         raise TransferError("name at least one recipient (--recipient PEM) or a passphrase")
@@ -176,7 +181,8 @@ def export_bundle(service, *, recipients: list[bytes] = (), passphrase: bytes | 
         if value:
             where.append(f"{column} = ?")
             params.append(value)
-    keys_out, seen_materials = [], set()
+    keys_out: list[dict[str, Any]] = []
+    seen_materials: set[tuple[str, str]] = set()
     with service.store.read() as tx:
         tables = [t for t in PER_KEY_TABLES if _table_exists(tx, t)]
         rows = _rows(tx, f"SELECT * FROM keys WHERE {' AND '.join(where)} ORDER BY account, region, key_id", params)
@@ -210,7 +216,7 @@ def export_bundle(service, *, recipients: list[bytes] = (), passphrase: bytes | 
                     tx, f"SELECT * FROM {table} WHERE account = ? AND region = ? AND key_id = ?", scope)]
                 for table in tables}})
     bundle_id = str(uuid.uuid4())
-    header = {
+    header: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "bundle_id": bundle_id, "created": time.time(),
         "summary": {"keys": [f"arn:aws:kms:{k['key']['region']}:{k['key']['account']}:key/{k['key']['key_id']}"
                              for k in keys_out],
@@ -291,7 +297,7 @@ def _insert(tx, table: str, row: dict, columns: set[str]) -> None:
 
 def import_bundle(service, payload: dict) -> dict:
     """Write a bundle's keys; keys (and aliases) that already exist are left alone and reported."""
-    report = {"ImportedKeys": [], "SkippedKeys": [], "ImportedAliases": [], "SkippedAliases": []}
+    report: dict[str, list] = {"ImportedKeys": [], "SkippedKeys": [], "ImportedAliases": [], "SkippedAliases": []}
     with service.store.write() as tx:
         columns = {t: _columns(tx, t) for t in ("keys", "key_materials", *PER_KEY_TABLES, *PER_ACCOUNT_KEY_TABLES)
                    if _table_exists(tx, t)}
@@ -341,10 +347,10 @@ def _import_aliases(tx, item: dict, account: str, region: str, columns, report: 
 
 def read_passphrase(env_var: str | None, file: str | None) -> bytes | None:
     if env_var:
-        value = os.environ.get(env_var)
-        if not value:
+        text = os.environ.get(env_var)
+        if not text:
             raise TransferError(f"the environment variable {env_var} is empty or unset")
-        return value.encode()
+        return text.encode()
     if file:
         with open(file, "rb") as f:
             value = f.read().rstrip(b"\r\n")
@@ -378,14 +384,14 @@ def add_parser(commands, data_dir_arg) -> None:
         data_dir_arg(sub)
 
 
-def run(args, admin_store) -> int:
-    import sys
-    from pathlib import Path
-
-    runtime = admin_store(args)
+def run(args) -> int:
+    runtime = open_admin_runtime(args)
+    out: dict[str, Any]
     try:
         if args.action == "transfer-key":
-            _, public = transfer_key(runtime.store, runtime.root_key)
+            made = transfer_key(runtime.store, runtime.root_key)
+            assert made is not None  # made on first use
+            _, public = made
             pem = public_pem(public)
             if args.out:
                 Path(args.out).write_text(pem)

@@ -31,16 +31,23 @@ fails the import with every problem listed, and nothing is written.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from .crypto import specs
-from .keydomain.policy import default_policy
-from .store.records import AliasRecord, KeyRecord
+from ..crypto import specs
+from ..keydomain.materials import AUTOMATIC
+from ..keydomain.policy import default_policy
+from ..kms.rotation import DEFAULT_PERIOD_DAYS
+from ..store.records import AliasRecord, KeyRecord, MaterialVersion, RotationRecord
+from .common import open_admin_runtime
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(?P<key_id>.+)")
@@ -303,8 +310,9 @@ def _spec_of(private, where: str, problems: list[str]) -> str:
 def scope_of(seed: Seed, account: str | None, region: str | None, default_account: str,
              default_region: str) -> tuple[str, str]:
     """Account and Region: the flags, else the one named by ARNs in the file, else the defaults."""
-    named_accounts = {x.account for x in [*seed.keys, *seed.aliases] if x.account}
-    named_regions = {x.region for x in [*seed.keys, *seed.aliases] if x.region}
+    entries: list[SeedKey | SeedAlias] = [*seed.keys, *seed.aliases]
+    named_accounts = {x.account for x in entries if x.account}
+    named_regions = {x.region for x in entries if x.region}
     problems = []
     if account is None and len(named_accounts) > 1:
         problems.append(f"key ARNs name several accounts ({', '.join(sorted(named_accounts))}): pass --account")
@@ -373,9 +381,6 @@ def import_seed(service, seed: Seed, account: str, region: str) -> dict:
 def _record_history(tx, record: KeyRecord, material_ids: list[str], now: float) -> None:
     """One material version per backing key, oldest first: the first is the key's original
     material, each later one a rotation (local-kms's way of saying the key was rotated)."""
-    from .kms.rotation import AUTOMATIC
-    from .store.lifecycle import MaterialVersion
-
     external = record.origin == "EXTERNAL"
     for seq, material_id in enumerate(material_ids):
         tx.insert_material_version(MaterialVersion(
@@ -388,8 +393,6 @@ def _record_history(tx, record: KeyRecord, material_ids: list[str], now: float) 
 def _schedule_rotation(tx, record: KeyRecord, when: str, report: dict) -> None:
     """NextKeyRotation: automatic rotation on, next rotation at that date (a past date rotates the
     key at the first background run, as local-kms rotates it at first use)."""
-    from .kms.rotation import DEFAULT_PERIOD_DAYS
-    from .store.lifecycle import RotationRecord
 
     if record.origin != "AWS_KMS" or record.key_spec != "SYMMETRIC_DEFAULT":
         report["Warnings"].append(f"{record.arn}: NextKeyRotation ignored (only AWS_KMS symmetric keys rotate)")
@@ -418,17 +421,12 @@ def add_parser(commands, data_dir_arg) -> None:
     data_dir_arg(imp)
 
 
-def run(args, admin_store) -> int:
-    import json
-    import os
-    import sys
-    from pathlib import Path
-
+def run(args) -> int:
     try:
         seed = read(Path(args.file).read_text())
         account, region = scope_of(seed, args.account, args.region, os.environ.get("TRENTD_ACCOUNT", "000000000000"),
                                    os.environ.get("TRENTD_REGION", "us-east-1"))
-        runtime = admin_store(args)
+        runtime = open_admin_runtime(args)
         try:
             report = import_seed(runtime.service, seed, account, region)
         finally:
