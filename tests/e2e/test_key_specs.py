@@ -19,6 +19,8 @@ from trentd.crypto.specs import KEY_SPECS  # only to find the specs trentd decla
 
 from .conftest import error_of
 
+pytestmark = pytest.mark.one_store  # key specs and their keys: nothing here depends on the store
+
 ACCOUNT = "314159265301"
 MODEL = botocore.loaders.Loader().load_service_model("kms", "service-2")
 MODEL_KEY_SPECS = MODEL["shapes"]["KeySpec"]["enum"]

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from .conftest import error_of
 
+pytestmark = pytest.mark.one_store  # cryptography checked against oracles: nothing here depends on the store
+
 ACCOUNT = "314159265302"
 ENC, SIGN, MAC, AGREE, KEM = ("ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT",
                               "ENCAPSULATE_DECAPSULATE")
