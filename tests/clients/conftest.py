@@ -1,7 +1,7 @@
 """Real clients against a real trentd: helpers shared by the client tests.
 
-Each test module starts its own server (one per module and transport, so the modules run in
-parallel under xdist) in normal mode, signatures checked, with the administrator's credentials
+Each test module starts its own server (the ``server`` fixture: one per module and transport, so the
+modules run in parallel under xdist) in normal mode, signatures checked, with the administrator's credentials
 from the data dir. Clients that run as subprocesses get a *minimal* environment built here: this
 machine exports AWS_CA_BUNDLE, SSL_CERT_FILE and may export other AWS_* variables, and a stray
 ``~/.aws/config`` would change what the CLI or SOPS do, so nothing is inherited but PATH and
@@ -87,6 +87,14 @@ def client_env(server: TrentdServer, home: Path, *, endpoint_env: bool = True, *
         env["NODE_EXTRA_CA_CERTS"] = ca  # Node
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def server(request):
+    """One server per test module and transport (a module may override it, as test_boto3_sweep does)."""
+    srv = start_server(request.param)
+    yield srv
+    srv.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,7 @@ import pytest
 
 from trentd.kms.api import OPERATIONS
 
-from .conftest import TRANSPORTS, VENV_BIN, ca_file, client_env, require, start_server
-
-
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def server(request):
-    srv = start_server(request.param)
-    yield srv
-    srv.cleanup()
+from .conftest import VENV_BIN, ca_file, client_env, require
 
 
 @pytest.fixture(scope="module")

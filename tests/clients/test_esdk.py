@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from .conftest import ESDK_CLI_VENV, TRANSPORTS, boto3_client, client_env, require, start_server
+from .conftest import ESDK_CLI_VENV, boto3_client, client_env, require
 
 CONTEXT = {"purpose": "trentd-test", "team": "kms"}
 
@@ -38,13 +38,6 @@ V3_SCRIPT = textwrap.dedent("""
                                    encryption_context={"purpose": "trentd-test", "team": "kms"})
     open(out, "wb").write(ciphertext)
 """)
-
-
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def server(request):
-    srv = start_server(request.param)
-    yield srv
-    srv.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,7 @@ import base64
 import json
 import subprocess
 
-import pytest
-
-from .conftest import ESDK_CLI_VENV, TRANSPORTS, boto3_client, client_env, require, start_server
-
-
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def server(request):
-    srv = start_server(request.param)
-    yield srv
-    srv.cleanup()
+from .conftest import ESDK_CLI_VENV, boto3_client, client_env, require
 
 
 def test_encrypt_and_decrypt_a_file(server, home, tmp_path):

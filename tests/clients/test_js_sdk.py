@@ -11,18 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from .conftest import TRANSPORTS, client_env, require, start_server
+from .conftest import client_env, require
 
 JS_DIR = Path(__file__).parent / "js"
-
-
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def server(request):
-    srv = start_server(request.param)
-    yield srv
-    srv.cleanup()
 
 
 def test_round_trip(server, home):

@@ -7,10 +7,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import pytest
 import yaml
 
-from .conftest import TRANSPORTS, VENV_BIN, boto3_client, client_env, require, start_server
+from .conftest import VENV_BIN, boto3_client, client_env, require
 
 SECRETS = """\
 database:
@@ -19,13 +18,6 @@ database:
 api_keys:
   - sk_live_0123456789
 """
-
-
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def server(request):
-    srv = start_server(request.param)
-    yield srv
-    srv.cleanup()
 
 
 def test_encrypt_and_decrypt_yaml(server, home, tmp_path):

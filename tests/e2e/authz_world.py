@@ -20,9 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from botocore.exceptions import ClientError
-
 from trentd.testing.server import TrentdServer
 
 ACCT_A = "111122223333"  # the server's own account: its bootstrap administrator lives here
@@ -54,12 +51,6 @@ def access_denied(principal_arn: str, action: str, resource: str, why: str) -> s
 
 def policy(*statements: dict, **top) -> str:
     return json.dumps({"Version": "2012-10-17", **top, "Statement": list(statements)})
-
-
-def error_of(excinfo) -> tuple[str, str]:
-    err = excinfo.value
-    assert isinstance(err, ClientError), err
-    return err.response["Error"]["Code"], err.response["Error"].get("Message", "")
 
 
 @dataclass
@@ -149,9 +140,3 @@ class World:
     def __getitem__(self, name: str) -> Principal:
         return self.admin if name == "admin" else self.users[name]
 
-
-@pytest.fixture(scope="module")
-def authz_server(store_kind):
-    """A non-dev server per store for one test module, its administrator in account A."""
-    with TrentdServer(dev=False, store=store_kind, account=ACCT_A) as server:
-        yield server

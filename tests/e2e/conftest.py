@@ -5,20 +5,24 @@
 - ``trentd_server``: one --dev server per store for the session (overrides the plugin's).
 - ``secure_server``: one server per store in normal mode (signatures checked, admin credentials
   from the data dir), with the test clock enabled.
+- ``authz_server``: a non-dev server per store and test module, for tests/e2e/authz_world.py's
+  principals.
 - ``kms``: a boto3 client for the dev server in a fresh random account, so tests never see
   each other's keys; ``raw_kms`` is the same without botocore's client-side validation, for
   testing the server's own validation.
+
+Helper functions (``fails``, ``error_of``, ``server_now``, ``user_aliases``…): tests/helpers.py.
 """
 
 from __future__ import annotations
 
-import random
-from pathlib import Path
-
 import pytest
-from botocore.exceptions import ClientError
 
 from trentd.testing.server import TrentdServer
+
+from ..helpers import new_account
+from .authz_world import ACCT_A
+
 
 @pytest.fixture(scope="session")
 def trentd_server(store_kind):
@@ -32,9 +36,17 @@ def secure_server(store_kind):
         yield server
 
 
+@pytest.fixture(scope="module")
+def authz_server(store_kind):
+    """A non-dev server per store for one test module, its administrator in account A
+    (principals: tests/e2e/authz_world.py)."""
+    with TrentdServer(dev=False, store=store_kind, account=ACCT_A) as server:
+        yield server
+
+
 @pytest.fixture
 def account() -> str:
-    return "".join(random.choice("0123456789") for _ in range(12))
+    return new_account()
 
 
 @pytest.fixture
@@ -63,31 +75,3 @@ def clock_server(store_kind):
 def clock_kms(clock_server, account):
     return clock_server.client(access_key=account, secret_key="unused-in-dev-mode")
 
-
-def server_now(server) -> float:
-    """The service clock; moving it by zero also runs the background jobs once."""
-    return server.move_clock(advance_seconds=0)["now"]
-
-
-def user_aliases(kms, **kwargs) -> list[dict]:
-    """ListAliases without the predefined ``alias/aws/*`` entries that every account lists (AWS
-    managed keys, tests/e2e/test_managed_keys.py): what tests about the caller's own aliases check."""
-    return [a for a in kms.list_aliases(**kwargs)["Aliases"] if not a["AliasName"].startswith("alias/aws/")]
-
-
-def error_of(excinfo: pytest.ExceptionInfo) -> tuple[str, str]:
-    """(error code, message) of a botocore ClientError."""
-    err = excinfo.value
-    assert isinstance(err, ClientError), err
-    return err.response["Error"]["Code"], err.response["Error"].get("Message", "")
-
-
-def break_audit_dir(server: TrentdServer) -> Path:
-    """Make the audit log unwritable. Root ignores permissions, so: move the audit directory away
-    (the server notices its file is gone before the next batch) and put a plain file where the
-    directory must be re-created. Unlinking that file makes the log writable again."""
-    audit = server.data_dir / "audit"
-    moved = server.data_dir / "audit.moved"
-    audit.rename(moved)
-    audit.write_text("not a directory")
-    return moved

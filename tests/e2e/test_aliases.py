@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from .conftest import error_of, user_aliases
+from ..helpers import error_of, fails, key_arn, user_aliases
 
 REGION = "us-east-1"
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -17,16 +17,6 @@ ENTRY_MEMBERS = {"AliasName", "AliasArn", "TargetKeyId", "CreationDate", "LastUp
 
 def alias_arn(account: str, name: str) -> str:
     return f"arn:aws:kms:{REGION}:{account}:{name}"
-
-
-def key_arn(account: str, key_id: str) -> str:
-    return f"arn:aws:kms:{REGION}:{account}:key/{key_id}"
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
 
 
 def targets(kms, **kwargs) -> dict[str, str]:

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from trentd.testing.server import TrentdServer
 
-from .conftest import break_audit_dir
+from ..helpers import break_audit_dir
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -29,8 +29,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from ..helpers import error_of
 from .authz_world import (ACCT_A, ACCT_B, ACCT_C, DENY_I, DENY_R, LOCKOUT, REGION, UNKNOWN_KEY, XDENY_I, XDENY_R,
-                          World, access_denied, authz_server, error_of, policy)  # noqa: F401 (fixture)
+                          World, access_denied, policy)
 
 OK = None
 UNKNOWN = "unknown-key"  # Decrypt's single answer for "no such key" and "not allowed"

@@ -21,6 +21,7 @@ from kmsbench.scale import fill_keys, list_all_keys  # noqa: E402
 from kmsbench.target import Target  # noqa: E402
 from kmsbench.wrkrun import run_wrk  # noqa: E402
 
+pytestmark = pytest.mark.one_store  # bench/run's requests: nothing here depends on the store
 
 # Their requests differ only by what KMS itself randomizes (the data key), so their pools repeat.
 SAME_PARAMETERS_EVERY_TIME = {"generate-data-key", "describe-key"}

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from .test_scale_out import client, make_cluster, new_account
+from ..helpers import new_account
+from .test_scale_out import client, make_cluster
 
 CONNECTIONS = 4
 WITHIN = 1.0

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from trentd.kms.api import OPERATIONS
 from trentd.kms.service import CrossAccount
 
-from .authz_world import ACCT_A, ACCT_B, REGION, World, authz_server, error_of, policy  # noqa: F401
+from ..helpers import error_of
+from .authz_world import ACCT_A, ACCT_B, REGION, World, policy
 from .test_sts import audit_events
 
 CROSS_ACCOUNT = sorted(name for name, row in OPERATIONS.items() if row.cross_account is CrossAccount.YES)

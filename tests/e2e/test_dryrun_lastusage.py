@@ -11,7 +11,6 @@ the store at least once a second and at shutdown (DESIGN.md, Consistency)."""
 from __future__ import annotations
 
 import json
-import random
 import time
 from types import SimpleNamespace
 
@@ -21,21 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from trentd.testing.server import TrentdServer
 
-from .conftest import error_of
+from ..helpers import fails, new_account
 
 DRY = ("DryRunOperationException", "The request would have succeeded, but the DryRun option is set.")
 ALIASES_REFUSED = ("InvalidArnException", "Key Aliases are not supported for this operation.")
 SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
-
-
-def new_account() -> str:
-    return "".join(random.choice("0123456789") for _ in range(12))
 
 
 def last_use(kms, key_id: str) -> dict:

@@ -23,18 +23,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, require_cluster_tools, require_postgres
 from trentd.testing.server import TrentdServer
 
-from .conftest import user_aliases
+from ..helpers import code_of, new_account, user_aliases
 
 RETRYABLE_5XX = {("DependencyTimeoutException", 500), ("KMSInternalException", 500),
                  ("DependencyTimeoutException", 503), ("KMSInternalException", 503)}
-
-
-def new_account() -> str:
-    return "".join(random.choice("0123456789") for _ in range(12))
-
-
-def code_of(exc: ClientError) -> tuple[str, int]:
-    return exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 # --- kill -9 under concurrent writes ---------------------------------------------------------

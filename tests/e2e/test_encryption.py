@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from trentd.testing.server import TrentdServer
 
+pytestmark = pytest.mark.one_store  # ciphertexts, contexts and their errors: nothing here depends on the store
+
 UNKNOWN_KEY = ("The ciphertext refers to a customer master key that does not exist, does not exist in this region, "
                "or you are not allowed to access.")
 INCORRECT_KEY = "The key ID in the request does not identify a CMK that can perform this operation."

@@ -17,8 +17,8 @@ from datetime import datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from .authz_world import (ACCT_A, ACCT_B, DENY_I, DENY_R, REGION, UNKNOWN_KEY, XDENY_R, World, access_denied,
-                          authz_server, error_of, policy)  # noqa: F401 (fixture)
+from ..helpers import error_of
+from .authz_world import ACCT_A, ACCT_B, DENY_I, DENY_R, REGION, UNKNOWN_KEY, XDENY_R, World, access_denied, policy
 
 
 @pytest.fixture(scope="module")

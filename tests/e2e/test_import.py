@@ -19,17 +19,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 
+from ..helpers import fails, server_now
 from .byok import ALGORITHMS, DAY, import_material, open_ciphertext, wrap
-from .conftest import error_of, server_now
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 DOES_NOT_EXPIRE = "KEY_MATERIAL_DOES_NOT_EXPIRE"
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
 
 
 def meta(kms, key_id: str) -> dict:

@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem,
 
 from trentd.crypto.specs import KEY_SPECS  # only to find the specs trentd declares unsupported
 
-from .conftest import error_of
+from ..helpers import error_of
+
+pytestmark = pytest.mark.one_store  # key specs and their keys: nothing here depends on the store
 
 ACCOUNT = "314159265301"
 MODEL = botocore.loaders.Loader().load_service_model("kms", "service-2")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from trentd.store.rootkey import aad_for
 from trentd.testing.server import TrentdServer
 
-from .conftest import error_of, user_aliases
+from ..helpers import fails, key_arn, server_now, user_aliases
 
 REGION = "us-east-1"
 DAY = 86_400
@@ -38,20 +38,6 @@ DEFAULT_POLICY = """{
     "Resource" : "*"
   } ]
 }"""
-
-
-def key_arn(account: str, key_id: str, region: str = REGION) -> str:
-    return f"arn:aws:kms:{region}:{account}:key/{key_id}"
-
-
-def server_now(server: TrentdServer) -> float:
-    return server.move_clock(advance_seconds=0)["now"]
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
 
 
 # --- CreateKey ------------------------------------------------------------------------------

@@ -9,18 +9,12 @@ import json
 
 import pytest
 
-from .conftest import error_of, server_now
+from ..helpers import fails, server_now
 
 DAY = 86_400
 SERVICES = ("acm", "dynamodb", "ebs", "elasticfilesystem", "es", "glue", "kinesisvideo", "lambda", "rds", "redshift",
             "s3", "secretsmanager", "ssm", "xray")
 PREDEFINED = [f"alias/aws/{service}" for service in SERVICES]  # already in name order
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
 
 
 def all_pages(kms, limit: int, **kwargs) -> list[dict]:

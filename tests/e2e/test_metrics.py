@@ -36,7 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, require_cluster_tools
 from trentd.testing.server import TrentdServer, free_port
 
-from .conftest import break_audit_dir
+from ..helpers import break_audit_dir
 from .test_protocol import exchange, send
 
 ACCOUNT = "314159265358"

@@ -16,10 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from trentd.testing.server import TrentdServer
-
+from ..helpers import fails
 from .byok import import_material
-from .conftest import error_of
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
 DAY = 86_400
@@ -31,12 +29,6 @@ SYMMETRIC_MEMBERS = {"AWSAccountId", "KeyId", "Arn", "CreationDate", "Enabled", 
 
 def arn(account: str, region: str, key_id: str) -> str:
     return f"arn:aws:kms:{region}:{account}:key/{key_id}"
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
 
 
 @pytest.fixture
@@ -269,13 +261,7 @@ def test_multi_region_key_cannot_be_in_a_custom_key_store(kms):
     assert code == "UnsupportedOperationException"
 
 
-# --- deletion (a server of their own: these tests move the service clock) -------------------------
-@pytest.fixture(scope="module")
-def clock_server(store_kind):
-    with TrentdServer(store=store_kind) as server:
-        yield server
-
-
+# --- deletion (clock_server, tests/e2e/conftest.py: a server of their own, these tests move its clock) --
 @pytest.fixture
 def regions(clock_server, account):
     return {r: clock_server.client(access_key=account, secret_key="x", region=r) for r in (EAST, WEST, EU)}

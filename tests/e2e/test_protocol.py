@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 
 from trentd.kms.api import OPERATIONS
 
+pytestmark = pytest.mark.one_store  # the wire protocol: nothing here depends on the store
+
 JSON_11 = "application/x-amz-json-1.1"
 MAX_BODY = 512 * 1024
 MODELLED = sorted(Loader().load_service_model("kms", "service-2")["operations"])

@@ -30,7 +30,7 @@ from trentd.testing.postgres import (
 )
 from trentd.testing.server import TrentdServer
 
-from .conftest import break_audit_dir
+from ..helpers import break_audit_dir
 
 READY = {"status": "ready"}
 STORE_DOWN = "the store did not answer within its deadline"

@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from trentd.testing.server import TrentdServer
 from trentd.testing.xks_proxy import TestCA, XksTestProxy
 
-from .conftest import user_aliases
-from .test_scale_out import assert_clean_logs, client, new_account
+from ..helpers import new_account, user_aliases
+from .test_scale_out import assert_clean_logs, client
 from .test_xks import connected_store, xks_key
 
 RESET_PATHS = ("/_trentd/reset", "/moto-api/reset")

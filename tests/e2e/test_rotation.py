@@ -6,7 +6,6 @@ under; new ciphertext uses the new material (kms-api.md §3.8, Traps 11)."""
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,22 +15,12 @@ import pytest
 from trentd.testing.postgres import require_postgres
 from trentd.testing.server import TrentdServer
 
-from .conftest import error_of, server_now
+from ..helpers import error_of, fails, new_account, server_now
 
 DAY = 86_400
 HEX64 = re.compile(r"[0-9a-f]{64}")
 LIMIT_MESSAGE = ("The on-demand rotations limit has been reached for the given keyId. "
                  "No more on-demand rotations can be performed for this key: {arn}")
-
-
-def new_account() -> str:
-    return "".join(random.choice("0123456789") for _ in range(12))
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
 
 
 def meta(kms, key_id: str) -> dict:

@@ -27,20 +27,12 @@ from botocore.exceptions import ClientError
 from trentd.testing.postgres import ThrowawayDatabase, require_postgres
 from trentd.testing.server import TrentdServer, write_root_key
 
-from .conftest import user_aliases
-
-
-def new_account() -> str:
-    return "".join(random.choice("0123456789") for _ in range(12))
+from ..helpers import code_of, new_account, user_aliases
 
 
 def client(server: TrentdServer, account: str, **config):
     return server.client(access_key=account, secret_key="unused-in-dev-mode",
                          max_pool_connections=40, read_timeout=30, **config)
-
-
-def code_of(exc: ClientError) -> tuple[str, int]:
-    return exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def start_all(servers: list[TrentdServer]) -> None:

@@ -22,8 +22,8 @@ from botocore.exceptions import ClientError
 from trentd.audit.chain import verify_files
 
 from ..console.client import ConsoleClient
-from .authz_world import (ACCT_A, REGION, XDENY_I, access_denied, authz_server, error_of,  # noqa: F401
-                          policy)
+from ..helpers import error_of
+from .authz_world import ACCT_A, REGION, XDENY_I, access_denied, policy
 from .test_sts import (StsWorld, assume, assumed_arn, audit_events, role_arn, second_node, session_args,
                        session_clients, sts_error, trust)
 

@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from .conftest import error_of
+from ..helpers import error_of
+
+pytestmark = pytest.mark.one_store  # cryptography checked against oracles: nothing here depends on the store
 
 ACCOUNT = "314159265302"
 ENC, SIGN, MAC, AGREE, KEM = ("ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT",

@@ -19,7 +19,8 @@ from botocore.exceptions import ClientError
 
 from trentd.testing.server import TrentdServer
 
-from .authz_world import ACCT_A, ACCT_B, REGION, World, authz_server, error_of, policy  # noqa: F401
+from ..helpers import error_of
+from .authz_world import ACCT_A, ACCT_B, REGION, World, policy
 from .test_sts_identity import sts_post, xml_error
 
 UNRECOGNIZED = "The security token included in the request is invalid."

@@ -22,8 +22,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from .authz_world import (ACCT_A, ACCT_B, REGION, XDENY_I, World, access_denied, authz_server, error_of,  # noqa: F401
-                          policy)
+from ..helpers import error_of
+from .authz_world import ACCT_A, ACCT_B, REGION, XDENY_I, World, access_denied, policy
 
 NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 UNRECOGNIZED = "The security token included in the request is invalid."

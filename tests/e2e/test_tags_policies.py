@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .conftest import error_of
+from ..helpers import fails, key_arn
 
 REGION = "us-east-1"
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -16,16 +16,6 @@ POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal
 # grants everything to one IAM user only: any other caller locks itself out
 LOCKOUT = '{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::{account}:user/nobody"}, ' \
           '"Action": "kms:*", "Resource": "*"}]}'
-
-
-def key_arn(account: str, key_id: str) -> str:
-    return f"arn:aws:kms:{REGION}:{account}:key/{key_id}"
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
 
 
 def tags(*pairs) -> list[dict]:

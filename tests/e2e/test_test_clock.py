@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from .authz_world import ACCT_A, REGION, World, authz_server, policy  # noqa: F401 (authz_server: a fixture)
+from .authz_world import ACCT_A, REGION, World, policy
 from .test_audit import all_events, event_for
 from .test_auth import MISMATCH, MISSING
 

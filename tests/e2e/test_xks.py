@@ -21,7 +21,7 @@ import pytest
 from trentd.testing.server import TrentdServer, free_port
 from trentd.testing.xks_proxy import TestCA, XksTestProxy, new_access_key_id, new_secret
 
-from .conftest import error_of
+from ..helpers import fails
 
 DAY = 86_400
 XKS_TIMEOUT = 0.5
@@ -31,12 +31,6 @@ KEY_MEMBERS = {"AWSAccountId", "KeyId", "Arn", "CreationDate", "Enabled", "Descr
 UNREACHABLE = ("AWS KMS cannot communicate with the external key store proxy. This might be a transient network "
                "issue. If you see this error repeatedly, verify that your external key store proxy is active and is "
                "connected to the network, and that its endpoint URI is correct in your external keystore.")
-
-
-def fails(call, **kwargs) -> tuple[str, str]:
-    with pytest.raises(Exception) as excinfo:
-        call(**kwargs)
-    return error_of(excinfo)
 
 
 # --- fixtures: one CA, two proxies and one trentd per test process and store ------------------------
