@@ -74,7 +74,14 @@ def test_audit_views_are_compiled_per_operation():
     encrypt = load_service("kms").operation("Encrypt")
     assert encrypt.audit is not None and encrypt.audit.request is not None
     assert encrypt.audit.request({"KeyId": "k", "Plaintext": b"p", "GrantTokens": ["t"]}, None) == {"keyId": "k"}
-    assert load_service("sts").operation("AssumeRole").audit is None
+    assume = load_service("sts").operation("AssumeRole")
+    request = {"RoleArn": "arn:aws:iam::111122223333:role/R", "RoleSessionName": "s", "DurationSeconds": 900,
+               "PolicyArns": [{"arn": "arn:aws:iam::111122223333:policy/P"}], "Policy": "{}", "TokenCode": "123456",
+               "Tags": [{"Key": "k", "Value": "v"}], "SerialNumber": "arn:aws:iam::111122223333:mfa/m"}
+    assert assume.audit.parameters(request) == {
+        "roleArn": "arn:aws:iam::111122223333:role/R", "roleSessionName": "s", "durationSeconds": 900,
+        "policyArns": [{"arn": "arn:aws:iam::111122223333:policy/P"}]}
+    assert load_service("sts").operation("GetCallerIdentity").audit.parameters({}) == {}
 
 
 RECURSIVE = {

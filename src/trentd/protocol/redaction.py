@@ -10,8 +10,8 @@ when ``model.Service`` is built; the audit asks for ``load_service(name).operati
 marked sensitive in KMS; GrantToken, ImportToken, Signature, Mac, EncryptedKeyMaterial… are not).
 Every member of every KMS input shape is classified in exactly one of ``LOGGED``, ``HASHED`` and
 ``OMITTED``; a member in none of them (a new model member) is omitted: default deny.
-tests/unit/test_audit_chain.py checks the classification covers the whole bundled model. A
-service without rules in ``RULES`` (STS: its dispatcher picks the members) gets no renderer.
+tests/unit/test_audit_chain.py checks the classification covers the whole bundled model. STS's
+requests show only ``STS_LOGGED``; a service without rules in ``RULES`` gets no renderer.
 """
 
 from __future__ import annotations
@@ -73,7 +73,15 @@ class Rules:
     output_omitted: frozenset[str]  # answer members never logged, even inside a logged structure
 
 
-RULES = {"kms": Rules(LOGGED, HASHED, OUTPUT_OMITTED)}
+# STS: who assumed what, for how long; MFA codes, session policies and tags stay out (the answer's
+# credentials are never rendered: the audit shows no responseElements for STS).
+STS_LOGGED = frozenset({"RoleArn", "RoleSessionName", "DurationSeconds", "ExternalId", "PolicyArns", "arn",
+                        "SourceIdentity"})
+
+RULES = {
+    "kms": Rules(LOGGED, HASHED, OUTPUT_OMITTED),
+    "sts": Rules(STS_LOGGED, frozenset(), frozenset({"Credentials"})),
+}
 
 
 def lower_camel(name: str) -> str:
@@ -180,6 +188,10 @@ class AuditView:
     def __init__(self, request: Render | None, response: dict[str, Render]):
         self.request = request
         self.response = response
+
+    def parameters(self, request: dict, hasher: Hash | None = None) -> dict:
+        """The request as its audit event shows it ({} when nothing of it is shown)."""
+        return self.request(request, hasher) if self.request is not None else {}
 
 
 class AuditCompiler:

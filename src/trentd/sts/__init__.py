@@ -11,9 +11,6 @@ from ..errors import AWSError
 from ..protocol.model import load_service
 from .operations import OPERATIONS
 
-# Request members an audit event shows; MFA codes, session policies and tags stay out.
-_AUDITED = ("RoleArn", "RoleSessionName", "DurationSeconds", "ExternalId", "PolicyArns", "SourceIdentity")
-
 
 def dispatch(svc, caller, form: dict[str, str], exchange) -> bytes:
     action = form.get("Action") or ""
@@ -26,7 +23,8 @@ def dispatch(svc, caller, form: dict[str, str], exchange) -> bytes:
     if handler is None:
         raise AWSError("InvalidAction", f"{action} is not supported by trentd.")
     request = operation.request(form)
-    # the audit event's requestParameters (audit/events.py), lowerCamelCase as CloudTrail writes them
-    exchange.request = {k[:1].lower() + k[1:]: request[k] for k in _AUDITED if k in request}
+    # the audit event's requestParameters (audit/events.py): the members protocol/redaction.py
+    # lets it show, lowerCamelCase as CloudTrail writes them
+    exchange.request = operation.audit.parameters(request) if operation.audit is not None else {}
     result = handler(svc, caller, request)
     return operation.serialize(result, exchange.request_id)
