@@ -8,6 +8,10 @@ validate.py), the codec's parser and serializer, and the audit's renderers (reda
 request there are no model lookups: ``Operation.parse(body)`` = the codec's safe decoding +
 compiled checker; ``Operation.serialize(output)`` = compiled serializer (+ orjson for JSON).
 
+A new service of a known protocol (IAM, CloudTrail) needs no code here, only ``load_service``:
+its Query wording of SigV4 failures goes in ``query.AUTH_CODES``, what its audit events show in
+``redaction.RULES``. A new wire protocol is one codec (``codec.Codec``) in ``CODECS``.
+
 Documented limits stricter than the model are applied here through ``LIMIT_OVERRIDES``, with the
 model's own message shape (``Member must have value less than or equal to 100``).
 """
@@ -81,7 +85,7 @@ class Operation:
         self.request = codec.request_checker(self.input_shape, check)
         #: ``serialize(result, request_id="") -> bytes``
         self.serialize = codec.serializer(name, spec)
-        #: the audit's renderers (protocol/redaction.py); None for services the audit renders itself
+        #: the audit's renderers (protocol/redaction.py); None for a service without redaction rules
         self.audit: AuditView | None = audit.operation(self.input_shape, self.output_shape) if audit else None
 
     def __repr__(self) -> str:
