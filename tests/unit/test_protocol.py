@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from trentd.errors import AWSError
 from trentd.protocol import jsonio
-from trentd.protocol.model import InputCompiler, error_body, load_service
+from trentd.protocol.inputs import InputCompiler
+from trentd.protocol.model import error_body, load_service
 
 SERVICE = load_service("kms")
 BOTO_MODEL = ServiceModel(Loader().load_service_model("kms", "service-2"), "kms")

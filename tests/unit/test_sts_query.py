@@ -1,4 +1,4 @@
-"""The STS Query protocol from botocore's model (trentd.sts.query), and STS rules that need no
+"""The STS Query protocol from botocore's model (trentd.protocol.query), and STS rules that need no
 server: folding flat form fields, STS's validation wording, the XML answer, root refused."""
 
 from __future__ import annotations
@@ -14,9 +14,22 @@ from botocore.serialize import QuerySerializer
 
 from trentd.errors import AWSError
 from trentd.kms.service import Caller
-from trentd.sts import operations, query
+from trentd.protocol.inputs import python_pattern
+from trentd.protocol.model import load_service
+from trentd.sts import operations
 
 ROLE = "arn:aws:iam::111122223333:role/R"
+STS = load_service("sts")
+NAMESPACE = STS.codec.namespace
+
+
+def parse(action: str, form: dict[str, str]) -> dict:
+    """Form fields -> the validated request, as the STS dispatcher gets it."""
+    return STS.operation(action).request(form)
+
+
+def serialize(action: str, result: dict, request_id: str) -> bytes:
+    return STS.operation(action).serialize(result, request_id)
 
 
 def form_of(operation: str, params: dict) -> dict[str, str]:
@@ -32,14 +45,14 @@ def test_round_trip_of_every_member_kind():
                              {"arn": "arn:aws:iam::111122223333:policy/B"}],
               "Tags": [{"Key": "team", "Value": "blue"}, {"Key": "ünïcode key", "Value": ""}],
               "TransitiveTagKeys": ["team"], "ExternalId": "ext-id", "Policy": '{"Version":"2012-10-17"}'}
-    assert query.model().parse("AssumeRole", form_of("AssumeRole", params)) == params
+    assert parse("AssumeRole", form_of("AssumeRole", params)) == params
 
 
 def test_empty_list_and_absent_members():
-    parsed = query.model().parse("AssumeRole", {"Action": "AssumeRole", "RoleArn": ROLE, "RoleSessionName": "ss",
+    parsed = parse("AssumeRole", {"Action": "AssumeRole", "RoleArn": ROLE, "RoleSessionName": "ss",
                                                 "PolicyArns": ""})
     assert parsed == {"RoleArn": ROLE, "RoleSessionName": "ss", "PolicyArns": []}
-    assert query.model().parse("GetSessionToken", {}) == {}
+    assert parse("GetSessionToken", {}) == {}
 
 
 @pytest.mark.parametrize("form, message", [
@@ -52,12 +65,12 @@ def test_empty_list_and_absent_members():
 ])
 def test_validation_error_wording(form, message):
     with pytest.raises(AWSError) as info:
-        query.model().parse("GetSessionToken", form)
+        parse("GetSessionToken", form)
     assert (info.value.code, info.value.message, info.value.status) == ("ValidationError", message, 400)
 
 
 def test_java_unicode_classes():
-    pattern = re.compile(query.python_pattern(r"[\p{L}\p{Z}\p{N}_.:/=+\-@]+"), re.ASCII)
+    pattern = re.compile(python_pattern(r"[\p{L}\p{Z}\p{N}_.:/=+\-@]+"), re.ASCII)
     for good in ("team", "Ünïcödé 名前 ١٢٣", "a_b.c:d/e=f+g-h@i", "non\u00a0breaking"):
         assert pattern.fullmatch(good), good
     for bad in ("a!b", "tab\there", "", "semi;colon"):
@@ -70,9 +83,9 @@ def test_xml_answer_parses_with_botocore():
               "AssumedRoleUser": {"AssumedRoleId": "AROAEXAMPLE:s",
                                   "Arn": "arn:aws:sts::111122223333:assumed-role/R/s"},
               "PackedPolicySize": 7}
-    body = query.model().serialize("AssumeRole", result, "req-1")
+    body = serialize("AssumeRole", result, "req-1")
     root = ET.fromstring(body)
-    assert root.tag == f"{{{query.NAMESPACE}}}AssumeRoleResponse"
+    assert root.tag == f"{{{NAMESPACE}}}AssumeRoleResponse"
     service = ServiceModel(Loader().load_service_model("sts", "service-2"))
     parsed = QueryParser().parse({"body": body, "headers": {}, "status_code": 200},
                                  service.operation_model("AssumeRole").output_shape)

@@ -6,11 +6,11 @@ request, ``keyId`` exactly as the caller gave it, the encryption context in clea
 ``encryptionAlgorithm`` always on Decrypt; ``responseElements`` is null except for the few
 management operations whose answer names what was created or changed.
 
-**Redaction is our own allow-list, not the model's ``sensitive`` flag** (only PlaintextType is
-marked sensitive; GrantToken, ImportToken, Signature, Mac, EncryptedKeyMaterial… are not). Every
-member of every input shape is classified in exactly one of ``LOGGED``, ``HASHED`` and
-``OMITTED``; a member in none of them (a new model member) is omitted: default deny.
-tests/unit/test_audit_chain.py checks the classification covers the whole bundled model.
+**Redaction is our own allow-list, not the model's ``sensitive`` flag**: every member of every
+input shape is classified in exactly one of ``LOGGED``, ``HASHED`` and ``OMITTED`` (a member in
+none of them is omitted: default deny). The lists, and the renderers compiled from them with the
+same walk of the model as parsing and serialization, live in protocol/redaction.py; this module
+asks for an operation's (``load_service("kms").operation(op).audit``) and never reads the model.
 """
 
 from __future__ import annotations
@@ -23,55 +23,28 @@ import random
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from botocore.loaders import Loader
-
 from ..auth.sigv4 import authorization_text
+from ..protocol.model import load_service
+from ..protocol.redaction import (  # noqa: F401 (LOGGED, OMITTED, OUTPUT_OMITTED: read as events.*)
+    HASHED,
+    LOGGED,
+    OMITTED,
+    OUTPUT_OMITTED,
+    SKIP,
+    Render,
+    iso_time,
+    lower_camel,
+)
 from . import redact
 
 EVENT_VERSION = "1.08"
 HASH_PREFIX = "hmac-sha256:"
 MAX_TEXT = 1024  # caps on caller-controlled free text (userAgent, errorMessage, unknown names)
 
-# --- redaction lists ---------------------------------------------------------------------------
-# Members logged as sent (structures and lists recursively, through these same lists).
-LOGGED = frozenset({
-    "AliasName", "BypassPolicyLockoutSafetyCheck", "CloudHsmClusterId", "Constraints", "CustomKeyStoreId",
-    "CustomKeyStoreName", "CustomKeyStoreType", "CustomerMasterKeySpec", "Description",
-    "DestinationEncryptionAlgorithm", "DestinationEncryptionContext", "DestinationKeyId", "DryRun",
-    "DryRunModifiers", "EncapsulationAlgorithm", "EncryptionAlgorithm", "EncryptionContext",
-    "EncryptionContextEquals", "EncryptionContextSubset", "ExpirationModel", "GrantId", "GranteePrincipal",
-    "GranteeServicePrincipal", "ImportType", "IncludeKeyMaterial", "KeyAgreementAlgorithm", "KeyId",
-    "KeyMaterialDescription", "KeyMaterialId", "KeyPairSpec", "KeySpec", "KeyUsage", "Limit", "MacAlgorithm",
-    "Marker", "MessageType", "MultiRegion", "Name", "NewCustomKeyStoreName", "NumberOfBytes", "Operations",
-    "Origin", "PendingWindowInDays", "Policy", "PolicyName", "PrimaryRegion", "ReplicaRegion", "ResourceOwners",
-    "RetiringPrincipal", "RetiringServicePrincipal", "RotationPeriodInDays", "SigningAlgorithm",
-    "SourceArn", "SourceEncryptionAlgorithm", "SourceEncryptionContext", "SourceKeyId", "TagKey", "TagKeys", "TagValue",
-    "Tags", "TargetKeyId", "TrustAnchorCertificate", "ValidTo", "WrappingAlgorithm", "WrappingKeySpec",
-    "XksKeyId", "XksProxyConnectivity", "XksProxyUriEndpoint", "XksProxyUriPath",
-    "XksProxyVpcEndpointServiceName", "XksProxyVpcEndpointServiceOwner",
-})
-# Bearer secrets worth correlating: logged as a keyed hash, ``hmac-sha256:<hex>`` (salted with a
-# per-deployment key kept wrapped in the store, so low-entropy values cannot be brute-forced from
-# the log alone); ``trentd audit hash`` computes the same hash for a search.
-HASHED = frozenset({"GrantToken", "GrantTokens"})
-# Never logged in any form: data, key material, proofs and credentials.
-OMITTED = frozenset({
-    "Plaintext",  # Encrypt
-    "CiphertextBlob",  # Decrypt, ReEncrypt
-    "Message",  # Sign/Verify/GenerateMac/VerifyMac input: caller data, often a secret
-    "Signature", "Mac",  # Verify/VerifyMac: a valid proof is a credential-like artefact
-    "ImportToken", "EncryptedKeyMaterial",  # ImportKeyMaterial: wrapped key material and its token
-    "PublicKey",  # DeriveSharedSecret peer key: not secret, but a blob (CloudTrail omits it)
-    "SharedSecretCiphertextBlob",  # Decapsulate
-    "Recipient",  # Nitro attestation document
-    "KeyStorePassword",  # CloudHSM key store crypto-user password
-    "XksProxyAuthenticationCredential",  # XKS proxy access key id + raw secret
-})
-
+# --- redaction: the member lists and their rendering live in protocol/redaction.py ------------
 # Operations whose answer carries data or keys: responseElements is always null (CloudTrail).
 CRYPTO_OPERATIONS = frozenset({
     "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
@@ -90,11 +63,6 @@ RESPONSE_MEMBERS: dict[str, tuple[str, ...]] = {
     "RotateKeyOnDemand": ("KeyId",),
     "CreateCustomKeyStore": ("CustomKeyStoreId",),
 }
-# Output members never logged, even inside a logged response structure.
-OUTPUT_OMITTED = frozenset({
-    "Plaintext", "CiphertextBlob", "CiphertextForRecipient", "PrivateKeyPlaintext", "PrivateKeyCiphertextBlob",
-    "PublicKey", "Signature", "Mac", "ImportToken", "SharedSecret", "CiphertextForRecipient",
-})
 # Members CloudTrail always shows on these operations, with the default the service applied.
 DEFAULTS = {
     "Encrypt": {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"},
@@ -119,22 +87,6 @@ def event_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def lower_camel(name: str) -> str:
-    """Request member names as CloudTrail spells them; an all-caps prefix stays (AWSAccountId)."""
-    return name if name.startswith("AWS") else name[:1].lower() + name[1:]
-
-
-def iso_time(ts: float | datetime) -> str:
-    if isinstance(ts, datetime):
-        ts = ts.timestamp()
-    return _iso_second(int(ts // 1))
-
-
-@functools.lru_cache(maxsize=64)
-def _iso_second(second: int) -> str:
-    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def read_only(operation: str | None) -> bool:
     return bool(operation) and (operation.startswith(_READ_ONLY_PREFIXES) or operation in CRYPTO_OPERATIONS)
 
@@ -149,103 +101,21 @@ class Hasher:
         return HASH_PREFIX + hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
-# --- shapes from the model: renderers compiled once per shape ----------------------------------
-@functools.cache
-def _model() -> dict:
-    return Loader().load_service_model("kms", "service-2")
-
-
-_SKIP = object()  # "leave this member out"
-Render = Callable[[Any, "Hasher | None"], Any]
-
-
-class _Compiler:
-    """Compiles, once per shape, a function rendering a validated value as CloudTrail shows it.
-    ``request=True``: structure members pass the request lists (LOGGED, HASHED; anything else is
-    left out); ``request=False`` (responses): every member but OUTPUT_OMITTED. Blobs never."""
-
-    def __init__(self, shapes: dict, request: bool):
-        self.shapes = shapes
-        self.request = request
-        self._cache: dict[str, Render] = {}
-
-    def shape(self, name: str) -> Render:
-        if name not in self._cache:
-            self._cache[name] = lambda v, h: self._cache[name](v, h)  # recursion stub
-            self._cache[name] = self._compile(self.shapes[name])
-        return self._cache[name]
-
-    def _compile(self, shape: dict) -> Render:
-        kind = shape["type"]
-        if kind == "structure":
-            fields = []
-            for member, spec in shape["members"].items():
-                if self.request and member in HASHED:
-                    fields.append((member, lower_camel(member), _hashed))
-                elif (member in LOGGED) if self.request else (member not in OUTPUT_OMITTED):
-                    fields.append((member, lower_camel(member), self.shape(spec["shape"])))
-            fields = tuple(fields)
-
-            def structure(value, hasher):
-                if type(value) is not dict:
-                    return _SKIP
-                out = {}
-                for member, name, render in fields:
-                    v = value.get(member)
-                    if v is not None:
-                        r = render(v, hasher)
-                        if r is not _SKIP:
-                            out[name] = r
-                return out
-
-            return structure
-        if kind == "list":
-            element = self.shape(shape["member"]["shape"])
-            return lambda value, hasher: [r for r in (element(v, hasher) for v in value) if r is not _SKIP]
-        if kind == "map":
-            if self.shapes[shape["value"]["shape"]]["type"] == "string":
-                return lambda value, hasher: dict(value)  # an encryption context: in clear
-            element = self.shape(shape["value"]["shape"])
-            return lambda value, hasher: {k: element(v, hasher) for k, v in value.items()}
-        if kind == "blob":
-            return lambda value, hasher: _SKIP  # never a blob, whatever list it is on
-        if kind == "timestamp":
-            return lambda value, hasher: iso_time(value) if isinstance(value, (int, float, datetime)) else _SKIP
-        return lambda value, hasher: value
-
-
-def _hashed(value, hasher: Hasher | None):
-    if hasher is None:
-        return _SKIP
-    if isinstance(value, list):
-        return [hasher(v) for v in value if isinstance(v, str)]
-    return hasher(value) if isinstance(value, str) else _SKIP
-
-
-@functools.cache
-def _compilers() -> tuple[_Compiler, _Compiler]:
-    shapes = _model()["shapes"]
-    return _Compiler(shapes, request=True), _Compiler(shapes, request=False)
-
-
+# --- renderers: compiled by protocol once per operation (protocol/redaction.py) ----------------
 @functools.cache
 def _request_renderer(operation: str) -> Render | None:
-    spec = _model()["operations"].get(operation)
-    if spec is None or "input" not in spec:
-        return None
-    return _compilers()[0].shape(spec["input"]["shape"])
+    compiled = load_service("kms").operation(operation)
+    return compiled.audit.request if compiled is not None and compiled.audit is not None else None
 
 
 @functools.cache
 def _response_renderer(operation: str) -> tuple | None:
     names = RESPONSE_MEMBERS.get(operation)
-    spec = _model()["operations"].get(operation)
-    if not names or operation in CRYPTO_OPERATIONS or spec is None or "output" not in spec:
+    compiled = load_service("kms").operation(operation)
+    if not names or operation in CRYPTO_OPERATIONS or compiled is None or compiled.audit is None:
         return None
-    members = _model()["shapes"][spec["output"]["shape"]]["members"]
-    compiler = _compilers()[1]
-    return tuple((name, lower_camel(name), _hashed if name in HASHED else compiler.shape(members[name]["shape"]))
-                 for name in names if name in members)
+    members = compiled.audit.response
+    return tuple((name, lower_camel(name), members[name]) for name in names if name in members)
 
 
 def request_parameters(operation: str, request: dict | None, hasher: Hasher | None) -> dict | None:
@@ -268,7 +138,7 @@ def response_elements(operation: str, result: dict | None, hasher: Hasher | None
         value = result.get(member)
         if value is not None:
             rendered = render(value, hasher)
-            if rendered is not _SKIP:
+            if rendered is not SKIP:
                 out[name] = rendered
     if operation == "CreateGrant" and resources:
         out["keyId"] = resources[0]  # CloudTrail adds the key ARN though the answer has none

@@ -26,6 +26,7 @@ from ..errors import AWSError, internal
 from ..inline import MustOffload, on_event_loop
 from ..kms import api
 from ..kms.context_keys import condition_context
+from ..protocol import query
 from ..protocol.model import error_body, load_service
 from ..runtime import Runtime
 from ..store.rootkey import RootKeyError, RootKeyUnavailable
@@ -39,6 +40,7 @@ log = logging.getLogger("trentd.http")
 AUDIT_UNAVAILABLE = "An internal error occurred: the request could not be recorded in the audit log."
 MAX_BODY = 512 * 1024  # a legal CreateKey with non-ASCII text reaches ~360 KB
 JSON_TYPE = b"application/x-amz-json-1.1"
+XML_TYPE = query.CONTENT_TYPE
 SWEEP_SECONDS = 1.0
 MOVE_CLOCK = "trentd:MoveClock"  # the action that reads or moves the test clock outside --dev
 CLOCK_USAGE = 'expected {"advance_seconds": N} or {"offset_seconds": N}'
@@ -128,6 +130,7 @@ class TrentApp:
         self.settings = runtime.settings
         self.service = runtime.service
         self.kms_model = load_service("kms")
+        self.sts_model = load_service("sts")
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="trentd")
         self.authenticator = Authenticator(runtime.store, runtime.root_key, dev=self.settings.dev,
                                            default_account=self.settings.account, clock=runtime.clock)
@@ -195,7 +198,7 @@ class TrentApp:
             exchange.service = "sts" if sts_call else "kms"
             caller = exchange.caller = await self._authenticate(scope, headers, body, cred, request_id)
             if sts_call:
-                form = sts.parse_form(body)
+                form = self.sts_model.codec.parse(body)
                 exchange.operation = form.get("Action")
                 # AssumeRole and GetSessionToken write to the store: off the event loop
                 out = await asyncio.get_running_loop().run_in_executor(
@@ -208,22 +211,22 @@ class TrentApp:
         except Exception as exc:  # every failure becomes an AWS-shaped answer, never a traceback
             err = exchange.error = self._as_aws_error(exc, request_id)
             close = isinstance(err, CLOSE_AFTER)
-            status, out = sts.error(err, request_id) if sts_call else (err.status, error_body(err))
+            status, out, _ = (self.sts_model if sts_call else self.kms_model).codec.error(err, request_id)
             if sts_call:
-                exchange.error_code = getattr(sts, "_AUTH_CODES", {}).get(err.code, (err.code,))[0]
+                exchange.error_code = self.sts_model.codec.error_code(err.code)
         # Fail-closed: the answer leaves only once its event is durable (group commit).
         try:
             await self.audit.record(exchange, loop)
         except AuditUnavailable:
             err = internal(AUDIT_UNAVAILABLE)
-            status, out = sts.error(err, request_id) if sts_call else (err.status, error_body(err))
+            status, out, _ = (self.sts_model if sts_call else self.kms_model).codec.error(err, request_id)
             exchange.error_code = err.code  # the code the caller sees, for the access log
         if metrics.ACTIVE is not None:  # one check: with metrics off, nothing more per request
             # Counted before the answer leaves: a scrape after it has been received includes it.
             self.request_labels.count(metrics.ACTIVE, exchange, err, time.time() - exchange.received)
         if self.access is not None:
             self.access.record(exchange, status)
-        await respond(send, status, out, sts.XML_TYPE if sts_call else JSON_TYPE, request_id, close)
+        await respond(send, status, out, XML_TYPE if sts_call else JSON_TYPE, request_id, close)
 
     def _running_loop(self):
         """The event loop the app serves on, as noted at startup: on Python 3.11 every

@@ -9,9 +9,8 @@ trentd made up without declaring it, counted as ``other`` rather than trusted as
 
 from __future__ import annotations
 
-from botocore.loaders import Loader
-
-from . import sts
+from ..protocol.codec import Codec
+from ..protocol.model import load_service
 
 SERVICES = ("kms", "sts")
 # AWS's common errors (not in the services' models) that the edge answers with: JSON services'
@@ -27,17 +26,17 @@ COMMON_ERRORS = frozenset({
 
 
 class RequestLabels:
-    """Built once per process when metrics are on (reading the models takes a few milliseconds)."""
+    """Built once per process when metrics are on (from the compiled models: protocol/model.py)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.operations: dict[str, frozenset[str]] = {}
+        self.codecs: dict[str, Codec] = {}
         outcomes = set(COMMON_ERRORS)
         for service in SERVICES:
-            model = Loader().load_service_model(service, "service-2")
-            self.operations[service] = frozenset(model["operations"])
-            for name, shape in model["shapes"].items():
-                if shape.get("exception"):
-                    outcomes.add(shape.get("error", {}).get("code", name))
+            model = load_service(service)
+            self.operations[service] = model.operation_names
+            self.codecs[service] = model.codec
+            outcomes |= model.error_codes
         self.outcomes = frozenset(outcomes)
 
     def count(self, metrics, exchange, error, seconds: float) -> None:
@@ -50,8 +49,8 @@ class RequestLabels:
             outcome = "ok"
         else:
             outcome = error.code
-            if service == "sts":  # as the caller saw it: STS words the SigV4 failures its own way
-                outcome = sts._AUTH_CODES.get(outcome, (outcome,))[0]
+            if service in self.codecs:  # as the caller saw it: STS words the SigV4 failures its own way
+                outcome = self.codecs[service].error_code(outcome)
             if outcome not in self.outcomes:
                 outcome = "other"
         metrics.request(service, operation, outcome, seconds)

@@ -1,11 +1,16 @@
-"""The wire contract, generated from botocore's bundled service model (no per-operation code).
+"""The wire contract, generated from botocore's bundled service models (no per-operation code).
 
-``load_service("kms")`` reads ``service-2`` once and compiles, per operation, an input checker
-(``InputCompiler`` below, over the leaf checkers and AWS wording of ``validate.py``) and an output
-serializer (``jsonio.OutputCompiler``). Per request there are no model lookups:
-``Operation.parse(body)`` = safe JSON (``jsonio.loads_object``) + compiled checker;
-``Operation.serialize(output)`` = compiled serializer + orjson. Operations without an output shape
-(CreateAlias, TagResource…) and empty outputs reply ``{}``, which botocore and the other SDKs accept.
+``load_service(name)`` reads ``service-2`` once and picks the codec of the wire protocol the
+model's ``metadata.protocol`` names (``CODECS``: AWS JSON 1.1 in json11.py for KMS and CloudTrail,
+Query with XML answers in query.py for STS and IAM). One walk of the shapes (walk.py) then
+compiles, per operation: an input checker (inputs.py, over the leaf checkers and AWS wording of
+validate.py), the codec's parser and serializer, and the audit's renderers (redaction.py). Per
+request there are no model lookups: ``Operation.parse(body)`` = the codec's safe decoding +
+compiled checker; ``Operation.serialize(output)`` = compiled serializer (+ orjson for JSON).
+
+A new service of a known protocol (IAM, CloudTrail) needs no code here, only ``load_service``:
+its Query wording of SigV4 failures goes in ``query.AUTH_CODES``, what its audit events show in
+``redaction.RULES``. A new wire protocol is one codec (``codec.Codec``) in ``CODECS``.
 
 Documented limits stricter than the model are applied here through ``LIMIT_OVERRIDES``, with the
 model's own message shape (``Member must have value less than or equal to 100``).
@@ -15,25 +20,20 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any, Callable
 
+import orjson
 from botocore.loaders import Loader
 
 from trentd.errors import AWSError
-from trentd.protocol import jsonio
-from trentd.protocol.jsonio import OutputCompiler
-from trentd.protocol.validate import (
-    NOT_NULL,
-    Check,
-    Scalar,
-    camel,
-    failure,
-    join_path,
-    length_phrases,
-    no_violations,
-    raise_if_invalid,
-    scalar_for,
-    type_error,
-)
+from trentd.protocol.codec import Codec
+from trentd.protocol.inputs import InputCompiler
+from trentd.protocol.json11 import Json11
+from trentd.protocol.query import Query
+from trentd.protocol.redaction import RULES, AuditCompiler, AuditView
+
+# The codec of each wire protocol, by the name a model's ``metadata.protocol`` gives it.
+CODECS: dict[str, type[Codec]] = {"json": Json11, "query": Query}
 
 # Documented maxima stricter than the model's 1..1000 for List* ``Limit`` (traps.md, kms-api.md §5).
 LIMIT_OVERRIDES: dict[str, dict[tuple[str, str], dict]] = {
@@ -53,20 +53,23 @@ ENUM_ORDER_OVERRIDES: dict[str, dict[str, list[str]]] = {
     }
 }
 
-EMPTY = b"{}"
-
 # AWS's reference states, for each KMS operation, "Cross-account use: Yes|No" (kms-api.md): the
 # documentation botocore bundles carries the same sentence.
 _CROSS_ACCOUNT_YES = re.compile(r"Cross-account use</b>:\s*Yes")
 
 
 class Operation:
-    """One API operation: ``parse`` a request body, ``serialize`` a handler's result."""
+    """One API operation, compiled once: ``parse`` a request body, ``request`` the fields the
+    codec decoded, ``serialize`` a handler's result, and what its audit event shows (``audit``)."""
 
     __slots__ = ("name", "input_shape", "output_shape", "errors", "input_members", "cross_account_documented",
-                 "_check", "_serialize")
+                 "parse", "request", "serialize", "audit")
 
-    def __init__(self, name: str, spec: dict, inputs: "InputCompiler", outputs: OutputCompiler):
+    parse: Callable[[Any], dict]
+    request: Callable[[dict], dict]
+    serialize: Callable[..., bytes]
+
+    def __init__(self, name: str, spec: dict, codec: Codec, inputs: InputCompiler, audit: AuditCompiler | None):
         self.name = name
         self.input_shape: str | None = spec.get("input", {}).get("shape")
         self.output_shape: str | None = spec.get("output", {}).get("shape")
@@ -75,45 +78,47 @@ class Operation:
         self.input_members: frozenset[str] = inputs.members(self.input_shape)
         #: whether AWS documents that the operation may act on another account's resource
         self.cross_account_documented = bool(_CROSS_ACCOUNT_YES.search(spec.get("documentation", "")))
-        self._check = inputs.shape(self.input_shape) if self.input_shape else None
-        self._serialize = outputs.shape(self.output_shape) if self.output_shape else None
-
-    def parse(self, body: bytes | bytearray | memoryview | None) -> dict:
-        """JSON bytes -> validated dict keyed by the model's member names (blobs as ``bytes``,
-        timestamps as ``float``); raises ``AWSError`` (SerializationException or
-        ValidationException) and nothing else."""
-        data = jsonio.loads_object(body)
-        if self._check is None:
-            return {}
-        errors: list[str] = []
-        out = self._check(data, "", errors)
-        raise_if_invalid(errors)
-        return out
-
-    def serialize(self, output: dict | None) -> bytes:
-        if not output or self._serialize is None:
-            return EMPTY
-        return jsonio.dumps(self._serialize(output))
+        check = inputs.shape(self.input_shape) if self.input_shape else None
+        #: body bytes -> the validated request (``AWSError`` on anything else)
+        self.parse = codec.body_parser(self.input_shape, check)
+        #: what ``codec.parse(body)`` decoded -> the validated request
+        self.request = codec.request_checker(self.input_shape, check)
+        #: ``serialize(result, request_id="") -> bytes``
+        self.serialize = codec.serializer(name, spec)
+        #: the audit's renderers (protocol/redaction.py); None for a service without redaction rules
+        self.audit: AuditView | None = audit.operation(self.input_shape, self.output_shape) if audit else None
 
     def __repr__(self) -> str:
         return f"Operation({self.name!r})"
 
 
 class Service:
-    """A botocore service model compiled for serving; build it with ``load_service``."""
+    """A botocore service model compiled for serving; build it with ``load_service``. Its
+    ``codec`` is the wire protocol the model's ``metadata.protocol`` names."""
 
     def __init__(self, name: str, model: dict):
         meta = model["metadata"]
         self.name = name
-        self.target_prefix: str = meta["targetPrefix"]
+        self.protocol: str = meta["protocol"]
         self.api_version: str = meta["apiVersion"]
         self.signing_name: str = meta.get("signingName", meta["endpointPrefix"])
         shapes = _with_aws_enum_order(model["shapes"], ENUM_ORDER_OVERRIDES.get(name, {}))
+        codec_class = CODECS.get(self.protocol)
+        if codec_class is None:
+            raise NotImplementedError(f"no codec for the {self.protocol!r} protocol of {name}")
+        self.codec: Codec = codec_class(name, meta, shapes)
+        #: JSON services: the X-Amz-Target prefix (TrentService); None for Query services
+        self.target_prefix: str | None = meta.get("targetPrefix")
         inputs = InputCompiler(shapes, LIMIT_OVERRIDES.get(name))
-        outputs = OutputCompiler(shapes)
+        rules = RULES.get(name)
+        audit = AuditCompiler(shapes, rules) if rules is not None else None
         operations = model["operations"].items()
-        self._operations = {op: Operation(op, spec, inputs, outputs) for op, spec in operations}
+        self._operations = {op: Operation(op, spec, self.codec, inputs, audit) for op, spec in operations}
         self.operation_names: frozenset[str] = frozenset(self._operations)
+        #: the error codes the model declares (its exception shapes, as the wire spells them)
+        self.error_codes: frozenset[str] = frozenset(
+            shape.get("error", {}).get("code", shape_name) for shape_name, shape in shapes.items()
+            if shape.get("exception"))
 
     def operation(self, name: str) -> Operation | None:
         return self._operations.get(name)
@@ -142,181 +147,5 @@ def _load(name: str) -> Service:
 
 
 def error_body(err: AWSError) -> bytes:
-    return jsonio.dumps(err.body())
-
-
-# ---------------------------------------------------------------- input compiler (compound shapes)
-
-
-class InputCompiler:
-    """Compiles input shapes once; ``overrides`` maps (structure, member) to constraint overrides
-    (e.g. ``{("ListAliasesRequest", "Limit"): {"max": 100}}``) for documented limits stricter
-    than the model."""
-
-    def __init__(self, shapes: dict, overrides: dict | None = None):
-        self._shapes = shapes
-        self._overrides = overrides or {}
-        self._cache: dict[str, Check] = {}
-
-    def members(self, name: str | None) -> frozenset[str]:
-        """The member names of a structure shape (none for no shape)."""
-        return frozenset(self._shapes[name].get("members", ())) if name else frozenset()
-
-    # -- leaves
-
-    def scalar(self, name: str, overrides: dict | None = None) -> Scalar | None:
-        return scalar_for(self._shapes[name], overrides)
-
-    def sensitive(self, name: str, _seen: frozenset = frozenset()) -> bool:
-        """True if the shape or anything reachable from it is sensitive: its value is never echoed."""
-        shape = self._shapes[name]
-        if shape.get("sensitive"):
-            return True
-        if name in _seen:
-            return False
-        seen = _seen | {name}
-        if shape["type"] == "structure":
-            return any(self.sensitive(m["shape"], seen) for m in shape["members"].values())
-        if shape["type"] == "list":
-            return self.sensitive(shape["member"]["shape"], seen)
-        if shape["type"] == "map":
-            return any(self.sensitive(shape[part]["shape"], seen) for part in ("key", "value"))
-        return False
-
-    # -- dispatch
-
-    def shape(self, name: str, overrides: dict | None = None) -> Check:
-        if overrides:
-            return self.scalar(name, overrides).checker()
-        if name in self._cache:
-            return self._cache[name]
-        # a forwarding stub makes recursive shapes terminate; replaced once compiled
-        self._cache[name] = lambda v, p, e: self._cache[name](v, p, e)
-        kind = self._shapes[name]["type"]
-        if kind == "structure":
-            check = self._structure(name)
-        elif kind == "list":
-            check = self._list(name)
-        elif kind == "map":
-            check = self._map(name)
-        else:
-            check = self.scalar(name).checker()
-        self._cache[name] = check
-        return check
-
-    # -- compounds
-
-    def _structure(self, name: str) -> Check:
-        shape = self._shapes[name]
-        required = set(shape.get("required", ()))
-        members = tuple(
-            (
-                member,
-                camel(member),
-                self.shape(spec["shape"], self._overrides.get((name, member))),
-                member in required,
-                self.sensitive(spec["shape"]),
-            )
-            for member, spec in shape["members"].items()
-        )
-
-        def check(value, path, errors):
-            if type(value) is not dict:
-                raise type_error(value, "a Structure")
-            out = {}
-            get = value.get
-            for member, cname, sub, req, sens in members:
-                v = get(member)
-                if v is None:  # JSON null is the same as absent
-                    if req:
-                        errors.append(failure(None, join_path(path, cname), NOT_NULL, sens))
-                    continue
-                out[member] = sub(v, f"{path}.{cname}" if path else cname, errors)
-            return out
-
-        return check
-
-    def _list(self, name: str) -> Check:
-        shape = self._shapes[name]
-        element_shape = shape["member"]["shape"]
-        element = self.shape(element_shape)
-        element_sensitive = self.sensitive(element_shape)
-        counts = length_phrases(shape.get("min"), shape.get("max"), "length")
-        sensitive = self.sensitive(name)
-
-        def check(value, path, errors):
-            if type(value) is not list:
-                raise type_error(value, "a List")
-            for phrase in counts(len(value)):
-                errors.append(failure(value, path, phrase, sensitive))
-            out = []
-            for i, item in enumerate(value, 1):
-                item_path = f"{path}.{i}.member"
-                if item is None:
-                    errors.append(failure(None, item_path, NOT_NULL, element_sensitive))
-                    continue
-                out.append(element(item, item_path, errors))
-            return out
-
-        return check
-
-    def _map(self, name: str) -> Check:
-        shape = self._shapes[name]
-        key = self.scalar(shape["key"]["shape"])  # JSON object keys are always strings
-        value_name = shape["value"]["shape"]
-        value = self.scalar(value_name)
-        sensitive = self.sensitive(name)
-        if value is None:
-            return _nested_map(self.shape(value_name), key, sensitive)
-        key_violations = None if key.violations is no_violations else key.violations
-        value_violations = None if value.violations is no_violations else value.violations
-        convert = value.convert
-
-        def check(data, path, errors):
-            if type(data) is not dict:
-                raise type_error(data, "a Map")
-            out = {}
-            bad_value = has_null = False
-            for k, v in data.items():
-                if v is None:
-                    has_null = True
-                    continue
-                out[k] = v = convert(v)
-                if value_violations is not None and value_violations(v):
-                    bad_value = True
-            bad_key = key_violations is not None and any(key_violations(k) for k in data)
-            if bad_key or bad_value or has_null:
-                _map_errors(data, path, errors, sensitive, bad_key and key.phrases,
-                            (value.phrases if bad_value else []) + ([NOT_NULL] if has_null else []))
-            return out
-
-        return check
-
-
-def _map_errors(data, path, errors, sensitive, key_phrases, value_phrases) -> None:
-    """AWS reports a map's scalar keys and values once per map, listing the shape's constraints."""
-    if key_phrases:
-        phrase = f"Map keys must satisfy constraint: [{', '.join(key_phrases)}]"
-        errors.append(failure(data, path, phrase, sensitive))
-    if value_phrases:
-        phrase = f"Map value must satisfy constraint: [{', '.join(value_phrases)}]"
-        errors.append(failure(data, path, phrase, sensitive))
-
-
-def _nested_map(value_check: Check, key: Scalar, sensitive: bool) -> Check:
-    """Maps of structures or lists (none in KMS): values are checked at ``<map path>.<key>``."""
-
-    def check(data, path, errors):
-        if type(data) is not dict:
-            raise type_error(data, "a Map")
-        out = {}
-        for k, v in data.items():
-            if v is None:
-                errors.append(failure(None, f"{path}.{k}", NOT_NULL, sensitive))
-            else:
-                out[k] = value_check(v, f"{path}.{k}", errors)
-        if any(key.violations(k) for k in data):
-            _map_errors(data, path, errors, sensitive, key.phrases, [])
-        return out
-
-    return check
+    """A JSON 1.1 error body (``{"__type": …, "message": …}``)."""
+    return orjson.dumps(err.body())

@@ -1,6 +1,6 @@
 """Leaf shapes (string, blob, integer, boolean, timestamp) and the AWS wording of input errors.
 
-The compound shapes (structure, list, map) are compiled in ``model.InputCompiler`` from these
+The compound shapes (structure, list, map) are compiled in ``inputs.InputCompiler`` from these
 pieces into ``check(value, path, errors) -> converted value`` closures:
 
 * wrong JSON types raise ``SerializationException`` at once (Coral deserializes the whole request
