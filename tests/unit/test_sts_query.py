@@ -13,7 +13,7 @@ from botocore.parsers import QueryParser
 from botocore.serialize import QuerySerializer
 
 from trentd.errors import AWSError
-from trentd.kms.service import Caller
+from trentd.auth.identity import Caller
 from trentd.sts import operations, query
 
 ROLE = "arn:aws:iam::111122223333:role/R"

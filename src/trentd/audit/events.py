@@ -29,6 +29,7 @@ from typing import Any
 
 from botocore.loaders import Loader
 
+from ..auth.identity import user_id  # the same id GetCallerIdentity answers
 from ..auth.sigv4 import authorization_text
 from . import redact
 
@@ -340,23 +341,17 @@ def _known_identity(arn: str, account: str, access_key_id: str) -> dict:
     if resource == "root":
         ident.update(type="Root", principalId=account)
     elif kind == "user":
-        ident.update(principalId=_principal_id(arn), userName=rest.rsplit("/", 1)[-1])
+        ident.update(principalId=user_id(arn), userName=rest.rsplit("/", 1)[-1])
     elif kind in ("role", "assumed-role"):
         role_name, _, session = rest.partition("/") if kind == "assumed-role" else (rest.rsplit("/", 1)[-1], "", "")
         role_arn = arn if kind == "role" else f"arn:{parts[1]}:iam::{account}:role/{role_name}"
-        role_id = _principal_id(role_arn)
+        role_id = user_id(role_arn)
         ident.update(type="AssumedRole", principalId=f"{role_id}:{session}" if session else role_id)
         ident["sessionContext"] = {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role_arn,
                                                      "accountId": account, "userName": role_name}}
     else:
-        ident.update(type="Unknown", principalId=_principal_id(arn))
+        ident.update(type="Unknown", principalId=user_id(arn))
     return ident
-
-
-def _principal_id(arn: str) -> str:
-    from ..http.sts import user_id  # the same id GetCallerIdentity answers
-
-    return user_id(arn)
 
 
 def event_name(ex: Exchange) -> str:

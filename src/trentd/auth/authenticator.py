@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from ..errors import AWSError
-from ..kms.service import Caller
 from . import principals, sigv4
+from .identity import Caller
 from .credential_cache import CredentialCache
 from .temporary import TemporaryCredentials
 

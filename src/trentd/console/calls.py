@@ -20,9 +20,9 @@ import orjson
 
 from ..audit import AuditUnavailable, Exchange
 from ..audit.redact import HIDDEN
+from ..auth.identity import Caller
 from ..errors import AWSError, internal
 from ..kms import api
-from ..kms.service import Caller
 from .session import Session
 from .web import Request
 

@@ -27,7 +27,7 @@ from ..inline import MustOffload, on_event_loop
 from ..kms import api
 from ..kms.context_keys import condition_context
 from ..protocol.model import error_body, load_service
-from ..runtime import Runtime
+from ..runtime import Runtime, run_background_jobs
 from ..store.rootkey import RootKeyError, RootKeyUnavailable
 from ..store.errors import StoreUnavailable
 from . import sts, tls
@@ -360,7 +360,7 @@ class TrentApp:
             if offset is None:
                 offset = await loop.run_in_executor(self.executor, clock.offset) + request["advanceSeconds"]
             await loop.run_in_executor(self.executor, clock.set_offset, offset)
-            await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
+            await loop.run_in_executor(self.executor, run_background_jobs, self.service)
         return {"offsetSeconds": await loop.run_in_executor(self.executor, clock.offset),
                 "now": await loop.run_in_executor(self.executor, clock.now)}
 
@@ -415,7 +415,7 @@ class TrentApp:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
-                await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
+                await loop.run_in_executor(self.executor, run_background_jobs, self.service)
             except StoreUnavailable as exc:  # an outage: one line a second, no traceback
                 log.warning("background job skipped, store unavailable: %s", exc)
             except Exception:

@@ -7,10 +7,10 @@ parsing, XML errors with STS's codes, traps.md "STS on the wire"); the operation
 
 from __future__ import annotations
 
-import hashlib
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from .. import sts as operations
 from ..errors import AWSError
 
 XML_TYPE = b"text/xml"
@@ -40,16 +40,8 @@ def parse_form(body: bytes) -> dict[str, str]:
     return {name: values[-1] for name, values in fields.items()}
 
 
-def user_id(principal_arn: str) -> str:
-    """A stable unique id per principal, shaped like IAM's (AIDA… for users, AROA… for roles)."""
-    prefix = "AROA" if ":role/" in principal_arn else "AIDA"
-    return prefix + hashlib.sha256(principal_arn.encode()).hexdigest()[:17].upper()
-
-
 def dispatch(svc, caller, form: dict[str, str], exchange) -> bytes:
     """Run one STS request (trentd.sts); blocking: call it on a worker thread."""
-    from .. import sts as operations
-
     return operations.dispatch(svc, caller, form, exchange)
 
 

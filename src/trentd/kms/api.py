@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from . import agreement, aliases, datakeys, encryption, grants, keys, mac, policies, signing, tags  # noqa: F401
 from . import imports, keystores, lastusage, multiregion, rotation  # noqa: F401
-from .. import metrics
 from ..errors import AWSError
 from .cache import fresh_reads
 from .service import OPERATIONS
-from ..sts import sessions as sts_sessions
 
-__all__ = ["OPERATIONS", "run_background_jobs", "shutdown"]
+__all__ = ["BACKGROUND_JOBS", "OPERATIONS", "shutdown"]
 
 # Successful cryptographic operations record the key's last use (GetKeyLastUsage).
 lastusage.track(OPERATIONS)
@@ -42,35 +40,16 @@ def checked_call(handler, svc, caller, request):
             return handler(svc, caller, request)
 
 
-# Work the service clock makes due, run every second on every node and whenever the test clock
-# moves; each job claims its rows so that every deletion, rotation and expiry happens once.
+# The KMS part of the work the service clock makes due (runtime.py BACKGROUND_JOBS runs it with
+# STS's, every second on every node and whenever the test clock moves); each job claims its rows
+# so that every deletion, rotation and expiry happens once.
 BACKGROUND_JOBS = (
     lastusage.flush,            # last-use times kept in memory → the store
     keys.sweep_deletions,       # keys whose deletion window has passed
     multiregion.release_waiting_primaries,  # primaries whose last replica is gone: PendingDeletion
     rotation.rotate_due_keys,   # automatic rotation past NextRotationDate
     imports.expire_materials,   # imported material past its ValidTo
-    sts_sessions.sweep_expired,  # temporary credentials long expired (STS)
 )
-
-
-# Each job's label in trentd_background_job_runs_total: its module and function.
-JOB_NAMES = {job: f"{job.__module__.rsplit('.', 1)[-1]}.{job.__name__}" for job in BACKGROUND_JOBS}
-
-
-def run_background_jobs(svc) -> None:
-    """Run every job; one failing (a store outage) does not keep the others from running."""
-    failure = None
-    for job in BACKGROUND_JOBS:
-        failed = False
-        try:
-            job(svc)
-        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other jobs had their turn
-            failure, failed = failure or exc, True
-        if metrics.ACTIVE is not None:
-            metrics.ACTIVE.job(JOB_NAMES.get(job) or job.__name__, failed)
-    if failure is not None:
-        raise failure
 
 
 def shutdown(svc) -> None:

@@ -7,7 +7,8 @@ matches an Encrypt that did not name an algorithm.
 
 from __future__ import annotations
 
-from .authorize import RequestContext, base_context
+from ..auth.identity import base_context
+from .authorize import RequestContext
 from .grant_rules import CHILD_GRANT_KEY, EC_CONTEXT_KEY, fold_context
 
 # request member -> condition key (lower-case)

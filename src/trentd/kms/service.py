@@ -15,8 +15,9 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..auth.identity import Caller
 from ..crypto.specs import algorithms_for
 from ..errors import AWSError, not_found
 from ..protocol.model import load_service
@@ -80,51 +81,6 @@ def operation(name: str):
         return handler
 
     return register
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking, and in which account and Region (from the SigV4 credential scope)."""
-
-    account: str
-    region: str
-    principal_arn: str
-    access_key_id: str
-    request_id: str = ""
-    source_ip: str | None = None
-    user_agent: str | None = None
-    secure: bool = False
-    operation: str = ""  # the KMS operation being called; its IAM action is kms:<operation>
-    request: dict | None = None  # the validated request, for policy condition keys
-    # ARNs of the keys this request touched, for the audit event's ``resources`` (shared by the
-    # copies dataclasses.replace makes; appended by resolve() and open_blob()).
-    resources: list = field(default_factory=list, compare=False, repr=False)
-    # Temporary credentials (sts/sessions.py Session): principal_arn is then the principal that
-    # policies see (the role of an assumed-role session), and the session carries the ARN callers
-    # are shown, its session policies and tags.
-    session: object | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def action(self) -> str:
-        return f"kms:{self.operation}"
-
-    def for_operation(self, operation: str, request: dict | None) -> "Caller":
-        """This caller calling ``operation`` with ``request``: what ``dataclasses.replace`` makes,
-        at a tenth of its cost (it is made on every API call)."""
-        copy = object.__new__(Caller)
-        copy.__dict__.update(self.__dict__, operation=operation, request=request)
-        return copy
-
-    @property
-    def shown_arn(self) -> str:
-        """The caller as AccessDenied messages and GetCallerIdentity show it."""
-        return self.session.session_arn if self.session is not None else self.principal_arn
-
-    def key_arn(self, key_id: str) -> str:
-        return key_arn(self.account, self.region, key_id)
-
-    def alias_arn(self, alias_name: str) -> str:
-        return f"arn:aws:kms:{self.region}:{self.account}:{alias_name}"
 
 
 class MaterialCache:
