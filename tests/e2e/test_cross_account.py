@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from trentd.kms.api import OPERATIONS
-from trentd.kms.service import CrossAccount
+from trentd.kms.operations import CrossAccount
 
 from .authz_world import ACCT_A, ACCT_B, REGION, World, authz_server, error_of, policy  # noqa: F401
 from .test_sts import audit_events

@@ -289,7 +289,8 @@ class Exchange:
     default_region: str = "us-east-1"
     body: bytes | None = None
     cred: Any = None  # sigv4.Credential once the Authorization header parsed
-    caller: Any = None  # kms.service.Caller once authenticated
+    caller: Any = None  # auth.identity.Caller once authenticated
+    invocation: Any = None  # auth.invocation.Invocation once the operation and request are known
     operation: str | None = None  # set once the operation is known to exist
     request: dict | None = None  # the validated request
     result: dict | None = None  # the handler's answer (before serialization)
@@ -384,7 +385,7 @@ def build_event(ex: Exchange, hasher: Hasher | None, dev: bool = False) -> dict:
     """``dev``: the server runs --dev, where any access key id is accepted and so is recorded."""
     caller = ex.caller
     name = event_name(ex)
-    resources = list(dict.fromkeys(getattr(caller, "resources", None) or ()))
+    resources = list(dict.fromkeys(ex.invocation.resources if ex.invocation is not None else ()))
     if ex.result:
         created = (ex.result.get("KeyMetadata") or {}).get("Arn")
         if created and created not in resources:

@@ -10,8 +10,9 @@ that depend on the caller alone (KMS and STS both use them).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Any
 
 from ..store.records import KeyRecord, key_arn
 
@@ -24,7 +25,8 @@ def user_id(principal_arn: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking, and in which account and Region (from the SigV4 credential scope)."""
+    """Who is asking, and in which account and Region (from the SigV4 credential scope): the
+    authenticated principal only. What it asks rides in an ``Invocation`` (auth/invocation.py)."""
 
     account: str
     region: str
@@ -34,38 +36,24 @@ class Caller:
     source_ip: str | None = None
     user_agent: str | None = None
     secure: bool = False
-    operation: str = ""  # the KMS operation being called; its IAM action is kms:<operation>
-    request: dict | None = None  # the validated request, for policy condition keys
-    # ARNs of the keys this request touched, for the audit event's ``resources`` (shared by the
-    # copies dataclasses.replace makes; appended by resolve() and open_blob()).
-    resources: list = field(default_factory=list, compare=False, repr=False)
-    # Temporary credentials (sts/sessions.py Session): principal_arn is then the principal that
+    # Temporary credentials (auth/sessions.py Session): principal_arn is then the principal that
     # policies see (the role of an assumed-role session), and the session carries the ARN callers
     # are shown, its session policies and tags.
-    session: object | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def action(self) -> str:
-        return f"kms:{self.operation}"
-
-    def for_operation(self, operation: str, request: dict | None) -> "Caller":
-        """This caller calling ``operation`` with ``request``: what ``dataclasses.replace`` makes,
-        at a tenth of its cost (it is made on every API call)."""
-        copy = object.__new__(Caller)
-        copy.__dict__.update(self.__dict__, operation=operation, request=request)
-        return copy
+    session: Any = field(default=None, compare=False, repr=False)
 
     @property
     def shown_arn(self) -> str:
         """The caller as AccessDenied messages and GetCallerIdentity show it."""
         return self.session.session_arn if self.session is not None else self.principal_arn
 
+    def in_region(self, region: str) -> Caller:
+        return replace(self, region=region)
+
     def key_arn(self, key_id: str) -> str:
         return key_arn(self.account, self.region, key_id)
 
     def alias_arn(self, alias_name: str) -> str:
         return f"arn:aws:kms:{self.region}:{self.account}:{alias_name}"
-
 
 
 def session_result(caller, request) -> tuple[bool, bool]:

@@ -184,7 +184,7 @@ class Authorizer:
     def _granted(self, tx, caller, action: str, key: KeyRecord, context: Mapping) -> bool:
         operation = action.removeprefix("kms:")
         load = lambda: tx.key_grants(key.account, key.region, key.key_id, grantee=caller.principal_arn)  # noqa: E731
-        if isinstance(tx, CachedReads) and not (caller.request or {}).get("GrantTokens"):
+        if isinstance(tx, CachedReads) and not caller.grant_tokens:
             # A request with grant tokens reads grants from the store (DESIGN.md, Consistency).
             grants = tx.cache.grants.get((key.account, key.region, key.key_id, caller.principal_arn), load)
         else:

@@ -7,7 +7,10 @@ matches an Encrypt that did not name an algorithm.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..auth.identity import base_context
+from ..auth.invocation import Invocation
 from .authorize import RequestContext
 from .grant_rules import CHILD_GRANT_KEY, EC_CONTEXT_KEY, fold_context
 
@@ -31,15 +34,9 @@ MEMBER_KEYS = {
     "BypassPolicyLockoutSafetyCheck": "kms:bypasspolicylockoutsafetycheck",
 }
 
-# action -> defaults of parameters it may omit
-DEFAULTS = {
-    "kms:Sign": {"kms:messagetype": "RAW"},
-    "kms:Verify": {"kms:messagetype": "RAW"},
-    "kms:CreateKey": {"kms:bypasspolicylockoutsafetycheck": False, "kms:keyspec": "SYMMETRIC_DEFAULT",
-                      "kms:keyusage": "ENCRYPT_DECRYPT", "kms:keyorigin": "AWS_KMS", "kms:multiregion": False},
-    "kms:PutKeyPolicy": {"kms:bypasspolicylockoutsafetycheck": False},
-    "kms:ScheduleKeyDeletion": {"kms:schedulekeydeletionpendingwindowindays": 30},
-}
+# action -> defaults of parameters it may omit: each operation's row says them (kms/operations.py
+# fills this map when the table is built).
+DEFAULTS: dict[str, Mapping[str, object]] = {}
 
 # For ReEncrypt the source and destination halves read different members.
 _CONTEXT_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionContext", "kms:ReEncryptTo": "DestinationEncryptionContext"}
@@ -103,8 +100,8 @@ def _request_values(action: str, request: dict) -> dict:
     return values
 
 
-def condition_context(tx, caller, action: str, key=None) -> RequestContext:
-    values = base_context(caller, key, _request_values(action, caller.request or {}))
+def condition_context(tx, call: Invocation, action: str, key=None) -> RequestContext:
+    values = base_context(call.caller, key, _request_values(action, call.request or {}))
     loaders = {}
     if key is not None:
         loaders = {

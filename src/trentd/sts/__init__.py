@@ -7,6 +7,7 @@ Credentials it issues are checked on every later call by auth/temporary.py.
 
 from __future__ import annotations
 
+from ..auth.invocation import Invocation
 from ..errors import AWSError
 from . import query
 from .operations import OPERATIONS
@@ -28,5 +29,6 @@ def dispatch(svc, caller, form: dict[str, str], exchange) -> bytes:
     request = model.parse(action, form)
     # the audit event's requestParameters (audit/events.py), lowerCamelCase as CloudTrail writes them
     exchange.request = {k[:1].lower() + k[1:]: request[k] for k in _AUDITED if k in request}
-    result = handler(svc, caller, request)
+    exchange.invocation = call = Invocation(caller, action, request, service="sts")
+    result = handler(svc, call, request)
     return model.serialize(action, result, exchange.request_id)
