@@ -79,3 +79,17 @@ def test_condition_key_defaults_come_from_the_rows():
     assert OPERATIONS["ScheduleKeyDeletion"].condition_defaults == {"kms:schedulekeydeletionpendingwindowindays": 30}
     assert context_keys.DEFAULTS == {row.action: row.condition_defaults for row in OPERATIONS.values()
                                      if row.condition_defaults}
+
+
+def test_audit_column_read_only_and_members_shown_exist_in_the_model():
+    read_only = {name for name, row in OPERATIONS.items() if row.audit.read_only}
+    assert {"Encrypt", "GenerateRandom", "DescribeKey", "ListAliases", "GetKeyLastUsage"} <= read_only
+    assert not read_only & {"CreateKey", "ScheduleKeyDeletion", "CreateGrant", "PutKeyPolicy"}
+    for name, row in OPERATIONS.items():
+        output = MODEL.operation_model(name).output_shape
+        assert set(row.audit.response_members) <= set(output.members if output else ()), name
+        assert set(row.audit.request_defaults) <= set(MODEL.operation_model(name).input_shape.members), name
+        if row.tracked:  # cryptography: its answer carries data or keys, never shown
+            assert row.audit.read_only and not row.audit.response_members, name
+    assert OPERATIONS["CreateGrant"].audit.response_members == ("GrantId", "GrantToken")
+    assert OPERATIONS["Decrypt"].audit.request_defaults == {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}

@@ -67,6 +67,7 @@ class KmsBridge:
         try:
             operation = app.kms_model.operation(name)
             row = api.OPERATIONS[name]
+            exchange.audit = row.audit
             exchange.operation = name
             parsed = exchange.request = operation.parse(orjson.dumps(params or {}))
             call = exchange.invocation = Invocation(caller, name, parsed)

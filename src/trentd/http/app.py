@@ -271,6 +271,7 @@ class TrentApp:
         exchange.operation = name
         if row is None:
             raise AWSError("UnsupportedOperationException", f"{name} is not supported by trentd yet.")
+        exchange.audit = row.audit
         request = exchange.request = operation.parse(body)
         call = exchange.invocation = Invocation(caller, name, request)
         exchange.result = result = await self._run(row, call, request)

@@ -40,7 +40,8 @@ DEFAULTS: dict[str, Mapping[str, object]] = {}
 
 # For ReEncrypt the source and destination halves read different members.
 _CONTEXT_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionContext", "kms:ReEncryptTo": "DestinationEncryptionContext"}
-_ALGORITHM_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionAlgorithm", "kms:ReEncryptTo": "DestinationEncryptionAlgorithm"}
+_ALGORITHM_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionAlgorithm",
+                     "kms:ReEncryptTo": "DestinationEncryptionAlgorithm"}
 _KEY_ID_MEMBER = {"kms:ReEncryptFrom": "SourceKeyId", "kms:ReEncryptTo": "DestinationKeyId"}
 _TAKES_ALGORITHM = {"kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
 
@@ -65,7 +66,7 @@ def _context_keys(context: dict[str, str]) -> dict:
 
 
 def _request_values(action: str, request: dict) -> dict:
-    values = dict(DEFAULTS.get(action, {}))
+    values: dict = dict(DEFAULTS.get(action) or {})
     for member, name in MEMBER_KEYS.items():
         if member in request:
             values[name] = request[member]
@@ -81,7 +82,8 @@ def _request_values(action: str, request: dict) -> dict:
     if alias:
         values["kms:requestalias"] = alias
     if action == "kms:CreateKey":
-        values.update({"kms:keyspec": request.get("KeySpec") or request.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT",
+        spec = request.get("KeySpec") or request.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT"
+        values.update({"kms:keyspec": spec,
                        "kms:keyusage": request.get("KeyUsage", values["kms:keyusage"]),
                        "kms:keyorigin": request.get("Origin", "AWS_KMS"),
                        "kms:multiregion": bool(request.get("MultiRegion", False))})
@@ -105,7 +107,8 @@ def condition_context(tx, call: Invocation, action: str, key=None) -> RequestCon
     loaders = {}
     if key is not None:
         loaders = {
-            "kms:resourcealiases": lambda _: [a.name for a in tx.list_aliases(key.account, key.region, "", 1000, key.key_id)],
+            "kms:resourcealiases": lambda _: [a.name for a in
+                                              tx.list_aliases(key.account, key.region, "", 1000, key.key_id)],
             # condition key names are case-insensitive, so the tag key part is matched that way too
             "aws:resourcetag/": lambda tag: {k.lower(): v for k, v in tx.get_tags(key).items()}.get(tag),
         }

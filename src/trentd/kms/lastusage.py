@@ -44,7 +44,7 @@ def _tracking(name: str, handler):
                 svc.usage.record(ident, (name, now, caller.request_id))
         return result
 
-    tracked.tracks_usage = True
+    tracked.tracks_usage = True  # type: ignore[attr-defined]
     return tracked
 
 

@@ -8,8 +8,9 @@ A row joins three sources, once, when this module is imported:
   members that name a key) and whether it takes ``DryRun``;
 - what trentd decides, written below in ``DECIDED``: run on the event loop first (``inline``),
   read keys, aliases and grants through the cache (``cached``), record the key's last use
-  (``tracked``, GetKeyLastUsage), and the defaults of request condition keys a policy sees when
-  the request omits the parameter.
+  (``tracked``, GetKeyLastUsage), the defaults of request condition keys a policy sees when the
+  request omits the parameter, and what its CloudTrail event shows (``audit``: read-only or
+  not, the answer's members shown, the request members always shown with their default).
 
 Adding an operation: one handler with ``@operation`` in its family module, and one line in
 ``DECIDED`` (``_()`` when trentd decides nothing special). The HTTP edge, the console and the
@@ -23,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from ..audit.events import AuditFacts
 from ..protocol.model import load_service
 from . import agreement, aliases, datakeys, encryption, grants, keys, mac, policies, signing, tags  # noqa: F401
 from . import imports, keystores, lastusage, multiregion, rotation  # noqa: F401
@@ -38,6 +40,8 @@ class CrossAccount(str, enum.Enum):
     NO_KEY = "no key"
 
 
+# CloudTrail's read-only events: these reads, and every cryptographic operation.
+READ_PREFIXES = ("Describe", "Get", "List")
 # Members through which a KMS request names a key.
 KEY_MEMBERS = frozenset({"KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId"})
 
@@ -58,34 +62,39 @@ class Decided:
     tracked: bool = False  # a success records the key's last use (kms/lastusage.py)
     # condition keys the request may omit -> their default, by IAM action (kms:<operation>)
     condition_defaults: Mapping[str, object] = field(default_factory=dict)
+    crypto: bool = False  # cryptography: a read-only event whose answer (data, keys) is never shown
+    shown: tuple[str, ...] = ()  # members of the answer the audit event shows (responseElements)
+    audit_defaults: Mapping[str, object] = field(default_factory=dict)  # request members always shown
 
 
 _ = Decided
-INLINE = Decided(inline=True, cached=True, tracked=True)  # cheap cryptography on a cached key
-CACHED = Decided(cached=True, tracked=True)  # cryptography on a cached key, always on the pool
-TRACKED = Decided(tracked=True)  # cryptography that reads the store itself
+INLINE = Decided(inline=True, cached=True, tracked=True, crypto=True)  # cheap cryptography on a cached key
+CACHED = Decided(cached=True, tracked=True, crypto=True)  # cryptography on a cached key, always on the pool
+TRACKED = Decided(tracked=True, crypto=True)  # cryptography that reads the store itself
 RAW_MESSAGE = {"kms:messagetype": "RAW"}
+SYMMETRIC = {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
 # fmt: off
 DECIDED: dict[str, Decided] = {
     # cryptographic operations
-    "Encrypt":                             INLINE,
-    "Decrypt":                             INLINE,
-    "ReEncrypt":                           INLINE,
+    "Encrypt":   Decided(inline=True, cached=True, tracked=True, crypto=True, audit_defaults=SYMMETRIC),
+    "Decrypt":   Decided(inline=True, cached=True, tracked=True, crypto=True, audit_defaults=SYMMETRIC),
+    "ReEncrypt": Decided(inline=True, cached=True, tracked=True, crypto=True, audit_defaults={
+        "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT", "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
     "GenerateDataKey":                     INLINE,
     "GenerateDataKeyWithoutPlaintext":     INLINE,
     "GenerateDataKeyPair":                 CACHED,
     "GenerateDataKeyPairWithoutPlaintext": CACHED,
     "GenerateMac":                         INLINE,
     "VerifyMac":                           INLINE,
-    "Sign":     Decided(inline=True, cached=True, tracked=True, condition_defaults=RAW_MESSAGE),  # cheap specs only
-    "Verify":   Decided(inline=True, cached=True, tracked=True, condition_defaults=RAW_MESSAGE),
+    "Sign":   Decided(inline=True, cached=True, tracked=True, crypto=True, condition_defaults=RAW_MESSAGE),
+    "Verify": Decided(inline=True, cached=True, tracked=True, crypto=True, condition_defaults=RAW_MESSAGE),
     "DeriveSharedSecret":                  TRACKED,
     "Encapsulate":                         TRACKED,
     "Decapsulate":                         TRACKED,
-    "GenerateRandom":                      _(),
+    "GenerateRandom":                      _(crypto=True),
     # keys
-    "CreateKey": _(condition_defaults={
+    "CreateKey": _(shown=("KeyMetadata",), condition_defaults={
         "kms:bypasspolicylockoutsafetycheck": False, "kms:keyspec": "SYMMETRIC_DEFAULT",
         "kms:keyusage": "ENCRYPT_DECRYPT", "kms:keyorigin": "AWS_KMS", "kms:multiregion": False}),
     "DescribeKey":                         _(),
@@ -93,8 +102,9 @@ DECIDED: dict[str, Decided] = {
     "EnableKey":                           _(),
     "DisableKey":                          _(),
     "UpdateKeyDescription":                _(),
-    "ScheduleKeyDeletion": _(condition_defaults={"kms:schedulekeydeletionpendingwindowindays": 30}),
-    "CancelKeyDeletion":                   _(),
+    "ScheduleKeyDeletion": _(shown=("KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"),
+                             condition_defaults={"kms:schedulekeydeletionpendingwindowindays": 30}),
+    "CancelKeyDeletion":                   _(shown=("KeyId",)),
     "GetPublicKey":                        _(),
     "GetKeyLastUsage":                     _(),
     # policies and tags
@@ -110,7 +120,7 @@ DECIDED: dict[str, Decided] = {
     "DeleteAlias":                         _(),
     "ListAliases":                         _(),
     # grants
-    "CreateGrant":                         _(),
+    "CreateGrant":                         _(shown=("GrantId", "GrantToken")),
     "ListGrants":                          _(),
     "ListRetirableGrants":                 _(),
     "RetireGrant":                         _(),
@@ -119,17 +129,17 @@ DECIDED: dict[str, Decided] = {
     "EnableKeyRotation":                   _(),
     "DisableKeyRotation":                  _(),
     "GetKeyRotationStatus":                _(),
-    "RotateKeyOnDemand":                   _(),
+    "RotateKeyOnDemand":                   _(shown=("KeyId",)),
     "ListKeyRotations":                    _(),
     # imported key material
     "GetParametersForImport":              _(),
-    "ImportKeyMaterial":                   _(),
-    "DeleteImportedKeyMaterial":           _(),
+    "ImportKeyMaterial":                   _(shown=("KeyId", "KeyMaterialId")),
+    "DeleteImportedKeyMaterial":           _(shown=("KeyId", "KeyMaterialId")),
     # multi-Region keys
-    "ReplicateKey":                        _(),
+    "ReplicateKey":                        _(shown=("ReplicaKeyMetadata",)),
     "UpdatePrimaryRegion":                 _(),
     # custom key stores
-    "CreateCustomKeyStore":                _(),
+    "CreateCustomKeyStore":                _(shown=("CustomKeyStoreId",)),
     "DescribeCustomKeyStores":             _(),
     "UpdateCustomKeyStore":                _(),
     "DeleteCustomKeyStore":                _(),
@@ -152,6 +162,7 @@ class OperationRow:
     cached: bool
     tracked: bool
     condition_defaults: Mapping[str, object]
+    audit: AuditFacts  # what the audit event shows (audit/events.py), handed over on the Exchange
 
     @property
     def action(self) -> str:
@@ -160,12 +171,17 @@ class OperationRow:
 
 def _row(name: str, handler: Callable) -> OperationRow:
     model = load_service("kms").operation(name)
+    if model is None:
+        raise RuntimeError(f"{name} is not an operation of the KMS model")
     decided = DECIDED[name]
     return OperationRow(
         name=name, handler=handler, family=handler.__module__.rsplit(".", 1)[-1],
         cross_account=cross_account_use(model), dry_run="DryRun" in model.input_members,
         inline=decided.inline, cached=decided.cached or decided.inline, tracked=decided.tracked,
-        condition_defaults=MappingProxyType(dict(decided.condition_defaults)))
+        condition_defaults=MappingProxyType(dict(decided.condition_defaults)),
+        audit=AuditFacts(read_only=decided.crypto or name.startswith(READ_PREFIXES),
+                         response_members=() if decided.crypto else decided.shown,
+                         request_defaults=MappingProxyType(dict(decided.audit_defaults))))
 
 
 if set(service.HANDLERS) != set(DECIDED):  # a handler without a row, or a row without a handler

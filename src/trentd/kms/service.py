@@ -198,7 +198,7 @@ class Service:
         if not allowed:
             raise AWSError("InvalidArnException", "Key Aliases are not supported for this operation.")
         target = self._alias_target(tx, account, caller.region, name)
-        key = target and self.live_key(tx, account, caller.region, target)
+        key = self.live_key(tx, account, caller.region, target) if target else None
         if key is None:
             if target is None and account == caller.account and managed.service_of(name):
                 raise managed.ManagedKeyMissing(name)  # created on first use: kms/keys.py
@@ -270,7 +270,8 @@ class Service:
     @staticmethod
     def require_algorithm(key: KeyRecord, algorithm: str) -> None:
         if algorithm not in algorithms_for(key.key_spec, key.key_usage):
-            raise AWSError("InvalidKeyUsageException", f"Algorithm {algorithm} is incompatible with key spec {key.key_spec}.")
+            raise AWSError("InvalidKeyUsageException",
+                           f"Algorithm {algorithm} is incompatible with key spec {key.key_spec}.")
 
     @staticmethod
     def require_not_pending_deletion(key: KeyRecord) -> None:
@@ -288,7 +289,8 @@ class Service:
         return material_id
 
     def current_material(self, tx, key: KeyRecord) -> bytes:
-        material = self.material(tx, key.account, key.key_id, key.current_material)
+        current = key.current_material
+        material = self.material(tx, key.account, key.key_id, current) if current else None
         if material is None:
             raise AWSError("KMSInternalException", f"Key material of {key.arn} is missing.")
         return material
