@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import audit, datadir
+from . import audit, datadir, metrics
 from .auth import principals
 from .clock import ServiceClock
+from .kms import api as kms_api
 from .kms.authorize import Authorizer
 from .kms.service import Service
 from .store import rootkey
 from .store.errors import StoreConfigError
 from .store.sqlite import SQLiteStore
+from .sts import sessions as sts_sessions
 from .xks.client import XksConnector
 
 if TYPE_CHECKING:
@@ -31,6 +33,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("trentd")
 INITIALIZED_META = "initialized"
 CANARY_META = "root_key_canary"
+
+# Work the service clock makes due, run every second on every node and whenever the test clock
+# moves: KMS's jobs (kms/api.py) and STS's.
+BACKGROUND_JOBS = (
+    *kms_api.BACKGROUND_JOBS,
+    sts_sessions.sweep_expired,  # temporary credentials long expired (STS)
+)
+
+
+# Each job's label in trentd_background_job_runs_total: its module and function.
+JOB_NAMES = {job: f"{job.__module__.rsplit('.', 1)[-1]}.{job.__name__}" for job in BACKGROUND_JOBS}
+
+
+def run_background_jobs(svc) -> None:
+    """Run every job; one failing (a store outage) does not keep the others from running."""
+    failure = None
+    for job in BACKGROUND_JOBS:
+        failed = False
+        try:
+            job(svc)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other jobs had their turn
+            failure, failed = failure or exc, True
+        if metrics.ACTIVE is not None:
+            metrics.ACTIVE.job(JOB_NAMES.get(job) or job.__name__, failed)
+    if failure is not None:
+        raise failure
 
 
 @dataclass

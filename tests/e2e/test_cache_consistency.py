@@ -126,3 +126,19 @@ def test_a_grant_token_works_on_every_worker_and_node_at_once(cluster):
     encrypt = lambda kms, tokens: kms.encrypt(KeyId=key_id, Plaintext=b"x", GrantTokens=tokens)  # noqa: E731
     assert set(on_all(kmses, lambda kms: encrypt(kms, [token]))) == {"ok"}
     assert set(on_all(kmses, lambda kms: encrypt(kms, [forged]))) == {"InvalidGrantTokenException"}
+
+
+def test_an_enable_made_elsewhere_is_seen_at_once_through_one_retry(cluster):
+    """Every worker has the key cached as Disabled; an EnableKey through another worker or node
+    is seen by the very next call everywhere: the Disabled answer from cached state is retried
+    once with fresh reads before it is given (kms/api.py run)."""
+    account = new_account()
+    kmses = clients(cluster, account)
+    key_id = kmses[0].create_key()["KeyMetadata"]["KeyId"]
+    kmses[0].disable_key(KeyId=key_id)
+    time.sleep(WITHIN + 0.5)  # every process has dropped its Enabled copy
+    encrypt = lambda kms: kms.encrypt(KeyId=key_id, Plaintext=b"x")  # noqa: E731
+    for _ in range(3):  # the Disabled state is now what every worker has cached
+        assert set(on_all(kmses, encrypt)) == {"DisabledException"}
+    kmses[-1].enable_key(KeyId=key_id)
+    assert set(on_all(kmses, encrypt)) == {"ok"}

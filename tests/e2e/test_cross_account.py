@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from trentd.kms.api import OPERATIONS
-from trentd.kms.service import CrossAccount
+from trentd.kms.operations import CrossAccount
 
 from ..helpers import error_of
 from .authz_world import ACCT_A, ACCT_B, REGION, World, policy

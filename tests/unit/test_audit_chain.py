@@ -13,6 +13,7 @@ from botocore.loaders import Loader
 
 from trentd.audit import chain, events, redact
 from trentd.audit.sink import AuditSink, AuditUnavailable
+from trentd.kms.operations import OPERATIONS
 
 
 def _event(i: int) -> dict:
@@ -270,12 +271,14 @@ def test_model_sensitive_members_are_never_logged():
 
 
 HASHER = events.Hasher(b"k" * 32)
+# What the audit event shows of each operation: its row's audit facts (kms/operations.py).
+AUDIT = {name: row.audit for name, row in OPERATIONS.items()}
 
 
 def test_encrypt_parameters():
     params = events.request_parameters("Encrypt", {
         "KeyId": "alias/app", "Plaintext": b"secret", "EncryptionContext": {"Dept": "Eng"},
-        "GrantTokens": ["tok-1"], "DryRun": False}, HASHER)
+        "GrantTokens": ["tok-1"], "DryRun": False}, HASHER, AUDIT["Encrypt"].request_defaults)
     assert params == {"keyId": "alias/app", "encryptionContext": {"Dept": "Eng"},
                       "grantTokens": [HASHER("tok-1")], "dryRun": False,
                       "encryptionAlgorithm": "SYMMETRIC_DEFAULT"}
@@ -283,7 +286,8 @@ def test_encrypt_parameters():
 
 
 def test_decrypt_always_shows_the_algorithm_and_never_the_ciphertext():
-    params = events.request_parameters("Decrypt", {"CiphertextBlob": b"\x01" * 40}, HASHER)
+    params = events.request_parameters("Decrypt", {"CiphertextBlob": b"\x01" * 40}, HASHER,
+                                       AUDIT["Decrypt"].request_defaults)
     assert params == {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
 
@@ -317,11 +321,12 @@ def test_secrets_of_other_operations_are_omitted():
 def test_response_elements_only_for_listed_management_operations():
     meta = {"AWSAccountId": "111122223333", "KeyId": "k", "Arn": "arn:aws:kms:us-east-1:111122223333:key/k",
             "CreationDate": 1660171107.0, "Enabled": True, "KeyState": "Enabled"}
-    out = events.response_elements("CreateKey", {"KeyMetadata": meta}, HASHER, [])
+    out = events.response_elements("CreateKey", {"KeyMetadata": meta}, HASHER, [], AUDIT["CreateKey"].response_members)
     assert out == {"keyMetadata": {"AWSAccountId": "111122223333", "keyId": "k", "arn": meta["Arn"],
                                    "creationDate": "2022-08-10T22:38:27Z", "enabled": True, "keyState": "Enabled"}}
     assert events.response_elements("Encrypt", {"CiphertextBlob": b"x", "KeyId": "k"}, HASHER, []) is None
-    grant = events.response_elements("CreateGrant", {"GrantId": "g", "GrantToken": "t"}, HASHER, ["arn:k"])
+    grant = events.response_elements("CreateGrant", {"GrantId": "g", "GrantToken": "t"}, HASHER, ["arn:k"],
+                                     AUDIT["CreateGrant"].response_members)
     assert grant == {"grantId": "g", "grantToken": HASHER("t"), "keyId": "arn:k"}
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 import botocore.session
 
 from trentd.kms.api import OPERATIONS
-from trentd.kms.service import CrossAccount
+from trentd.kms.operations import CrossAccount
 
 MODEL = botocore.session.get_session().get_service_model("kms")
 
@@ -39,3 +39,57 @@ def test_every_operation_has_a_row_and_the_three_values_count_as_aws_documents()
     assert OPERATIONS["ListRetirableGrants"].cross_account is CrossAccount.NO_KEY
     assert OPERATIONS["ReplicateKey"].cross_account is CrossAccount.NO
     assert OPERATIONS["Decrypt"].cross_account is CrossAccount.YES
+
+
+def test_dry_run_column_agrees_with_the_model():
+    for name, row in OPERATIONS.items():
+        assert row.dry_run == ("DryRun" in MODEL.operation_model(name).input_shape.members), name
+    assert OPERATIONS["Encrypt"].dry_run and not OPERATIONS["ListKeys"].dry_run
+
+
+def test_each_row_names_its_family_module_and_a_handler_from_it():
+    from trentd.kms.service import HANDLERS
+
+    for name, row in OPERATIONS.items():
+        assert HANDLERS[name].__module__ == f"trentd.kms.{row.family}", name
+    assert OPERATIONS["Encrypt"].family == "encryption" and OPERATIONS["CreateGrant"].family == "grants"
+
+
+def test_inline_operations_are_cached_and_cached_ones_are_cryptographic_reads():
+    inline = {name for name, row in OPERATIONS.items() if row.inline}
+    cached = {name for name, row in OPERATIONS.items() if row.cached}
+    assert inline == {"Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+                      "GenerateMac", "VerifyMac", "Sign", "Verify"}
+    assert cached == inline | {"GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"}
+    # a cached operation may be retried once with fresh reads: it must write nothing (kms/api.py run)
+    assert all(OPERATIONS[name].tracked for name in cached)
+
+
+def test_tracked_operations_are_the_ones_aws_records_last_use_for():
+    tracked = {name for name, row in OPERATIONS.items() if row.tracked}
+    assert tracked == {"Decrypt", "DeriveSharedSecret", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
+                       "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
+                       "ReEncrypt", "Sign", "Verify", "VerifyMac", "Encapsulate", "Decapsulate"}
+
+
+def test_condition_key_defaults_come_from_the_rows():
+    from trentd.kms import context_keys
+
+    assert OPERATIONS["Sign"].condition_defaults == {"kms:messagetype": "RAW"}
+    assert OPERATIONS["ScheduleKeyDeletion"].condition_defaults == {"kms:schedulekeydeletionpendingwindowindays": 30}
+    assert context_keys.DEFAULTS == {row.action: row.condition_defaults for row in OPERATIONS.values()
+                                     if row.condition_defaults}
+
+
+def test_audit_column_read_only_and_members_shown_exist_in_the_model():
+    read_only = {name for name, row in OPERATIONS.items() if row.audit.read_only}
+    assert {"Encrypt", "GenerateRandom", "DescribeKey", "ListAliases", "GetKeyLastUsage"} <= read_only
+    assert not read_only & {"CreateKey", "ScheduleKeyDeletion", "CreateGrant", "PutKeyPolicy"}
+    for name, row in OPERATIONS.items():
+        output = MODEL.operation_model(name).output_shape
+        assert set(row.audit.response_members) <= set(output.members if output else ()), name
+        assert set(row.audit.request_defaults) <= set(MODEL.operation_model(name).input_shape.members), name
+        if row.tracked:  # cryptography: its answer carries data or keys, never shown
+            assert row.audit.read_only and not row.audit.response_members, name
+    assert OPERATIONS["CreateGrant"].audit.response_members == ("GrantId", "GrantToken")
+    assert OPERATIONS["Decrypt"].audit.request_defaults == {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}

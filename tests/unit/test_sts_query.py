@@ -13,7 +13,7 @@ from botocore.parsers import QueryParser
 from botocore.serialize import QuerySerializer
 
 from trentd.errors import AWSError
-from trentd.kms.service import Caller
+from trentd.auth.identity import Caller
 from trentd.protocol.inputs import python_pattern
 from trentd.protocol.model import load_service
 from trentd.sts import operations

@@ -23,9 +23,11 @@ import random
 import re
 import secrets
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ..auth.identity import user_id  # the same id GetCallerIdentity answers
 from ..auth.sigv4 import authorization_text
 from ..protocol.model import load_service
 from ..protocol.redaction import (  # noqa: F401 (LOGGED, OMITTED, OUTPUT_OMITTED: read as events.*)
@@ -45,30 +47,6 @@ HASH_PREFIX = "hmac-sha256:"
 MAX_TEXT = 1024  # caps on caller-controlled free text (userAgent, errorMessage, unknown names)
 
 # --- redaction: the member lists and their rendering live in protocol/redaction.py ------------
-# Operations whose answer carries data or keys: responseElements is always null (CloudTrail).
-CRYPTO_OPERATIONS = frozenset({
-    "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateRandom", "Sign", "Verify",
-    "GenerateMac", "VerifyMac", "DeriveSharedSecret", "Encapsulate", "Decapsulate",
-})
-# Management operations whose response is (partly) logged; every other answer is null.
-RESPONSE_MEMBERS: dict[str, tuple[str, ...]] = {
-    "CreateKey": ("KeyMetadata",),
-    "ReplicateKey": ("ReplicaKeyMetadata",),
-    "CreateGrant": ("GrantId", "GrantToken"),
-    "ImportKeyMaterial": ("KeyId", "KeyMaterialId"),
-    "DeleteImportedKeyMaterial": ("KeyId", "KeyMaterialId"),
-    "ScheduleKeyDeletion": ("KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"),
-    "CancelKeyDeletion": ("KeyId",),
-    "RotateKeyOnDemand": ("KeyId",),
-    "CreateCustomKeyStore": ("CustomKeyStoreId",),
-}
-# Members CloudTrail always shows on these operations, with the default the service applied.
-DEFAULTS = {
-    "Encrypt": {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"},
-    "Decrypt": {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"},
-    "ReEncrypt": {"SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT", "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT"},
-}
 # Answer members that are non-secret identifiers of key material (additionalEventData).
 MATERIAL_IDS = ("KeyMaterialId", "SourceKeyMaterialId", "DestinationKeyMaterialId")
 _READ_ONLY_PREFIXES = ("Describe", "Get", "List")
@@ -87,8 +65,24 @@ def event_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def read_only(operation: str | None) -> bool:
-    return bool(operation) and (operation.startswith(_READ_ONLY_PREFIXES) or operation in CRYPTO_OPERATIONS)
+@dataclass(frozen=True)
+class AuditFacts:
+    """What CloudTrail shows of an operation's calls: the audit column of the operation's row in
+    the operation table (kms/operations.py), handed over on the Exchange."""
+
+    read_only: bool  # readOnly: reads, and every cryptographic operation
+    # Members of the answer shown in responseElements (with their nested members, but never
+    # OUTPUT_OMITTED); none: responseElements is null, as for every answer carrying data or keys.
+    response_members: tuple[str, ...] = ()
+    # Request members CloudTrail always shows, with the default the service applied.
+    request_defaults: Mapping[str, object] = field(default_factory=dict)
+
+
+def read_only(operation: str | None, facts: AuditFacts | None = None) -> bool:
+    """The operation's fact when known; else (STS, an unknown name) a read is named like one."""
+    if facts is not None:
+        return facts.read_only
+    return operation is not None and operation.startswith(_READ_ONLY_PREFIXES)
 
 
 class Hasher:
@@ -109,28 +103,30 @@ def _request_renderer(operation: str) -> Render | None:
 
 
 @functools.cache
-def _response_renderer(operation: str) -> tuple | None:
-    names = RESPONSE_MEMBERS.get(operation)
+def _response_renderer(operation: str, names: tuple[str, ...]) -> tuple | None:
     compiled = load_service("kms").operation(operation)
-    if not names or operation in CRYPTO_OPERATIONS or compiled is None or compiled.audit is None:
+    if not names or compiled is None or compiled.audit is None:
         return None
     members = compiled.audit.response
     return tuple((name, lower_camel(name), members[name]) for name in names if name in members)
 
 
-def request_parameters(operation: str, request: dict | None, hasher: Hasher | None) -> dict | None:
+def request_parameters(operation: str, request: dict | None, hasher: Hasher | None,
+                       defaults: Mapping[str, object] | None = None) -> dict | None:
+    """``defaults``: the members CloudTrail always shows (AuditFacts.request_defaults)."""
     if request is None:
         return None
     render = _request_renderer(operation)
     if render is None:
         return None
-    defaults = DEFAULTS.get(operation)
     out = render({**defaults, **request} if defaults else request, hasher)
     return out or None
 
 
-def response_elements(operation: str, result: dict | None, hasher: Hasher | None, resources: list[str]) -> dict | None:
-    fields = _response_renderer(operation)
+def response_elements(operation: str, result: dict | None, hasher: Hasher | None, resources: list[str],
+                      members: tuple[str, ...] = ()) -> dict | None:
+    """``members``: the answer's members shown (AuditFacts.response_members)."""
+    fields = _response_renderer(operation, members)
     if not fields or not result:
         return None
     out: dict[str, Any] = {}
@@ -158,7 +154,9 @@ class Exchange:
     default_region: str = "us-east-1"
     body: bytes | None = None
     cred: Any = None  # sigv4.Credential once the Authorization header parsed
-    caller: Any = None  # kms.service.Caller once authenticated
+    caller: Any = None  # auth.identity.Caller once authenticated
+    audit: AuditFacts | None = None  # the operation's audit facts, from its row (KMS operations)
+    invocation: Any = None  # auth.invocation.Invocation once the operation and request are known
     operation: str | None = None  # set once the operation is known to exist
     request: dict | None = None  # the validated request
     result: dict | None = None  # the handler's answer (before serialization)
@@ -186,6 +184,7 @@ def scrub_message(message: str | None) -> str | None:
 def user_identity(caller, cred, dev: bool = False) -> dict:
     """The caller as CloudTrail shows it; only what is known when it was not authenticated (an
     access key id that is not well formed may be a secret: redact.py)."""
+    ident: dict[str, Any]
     if caller is not None:
         ident = dict(_known_identity(getattr(caller, "shown_arn", caller.principal_arn), caller.account,
                                      caller.access_key_id))
@@ -195,9 +194,9 @@ def user_identity(caller, cred, dev: bool = False) -> dict:
                           "mfaAuthenticated": "false"}
             ident["sessionContext"] = {**ident.get("sessionContext", {}), "attributes": attributes}
         return ident
-    ident: dict[str, Any] = {"type": "Unknown"}
+    ident = {"type": "Unknown"}
     if cred is not None:
-        ident["accessKeyId"] = redact.access_key_id(_clip(cred.access_key_id, 128), dev)
+        ident["accessKeyId"] = redact.access_key_id(_clip(cred.access_key_id, 128) or "", dev)
     return ident
 
 
@@ -206,27 +205,22 @@ def _known_identity(arn: str, account: str, access_key_id: str) -> dict:
     parts = arn.split(":", 5)
     resource = parts[5] if len(parts) == 6 else ""
     kind, _, rest = resource.partition("/")
-    ident = {"type": "IAMUser", "principalId": "", "arn": arn, "accountId": account, "accessKeyId": access_key_id}
+    ident: dict[str, Any] = {"type": "IAMUser", "principalId": "", "arn": arn, "accountId": account,
+                             "accessKeyId": access_key_id}
     if resource == "root":
         ident.update(type="Root", principalId=account)
     elif kind == "user":
-        ident.update(principalId=_principal_id(arn), userName=rest.rsplit("/", 1)[-1])
+        ident.update(principalId=user_id(arn), userName=rest.rsplit("/", 1)[-1])
     elif kind in ("role", "assumed-role"):
         role_name, _, session = rest.partition("/") if kind == "assumed-role" else (rest.rsplit("/", 1)[-1], "", "")
         role_arn = arn if kind == "role" else f"arn:{parts[1]}:iam::{account}:role/{role_name}"
-        role_id = _principal_id(role_arn)
+        role_id = user_id(role_arn)
         ident.update(type="AssumedRole", principalId=f"{role_id}:{session}" if session else role_id)
         ident["sessionContext"] = {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role_arn,
                                                      "accountId": account, "userName": role_name}}
     else:
-        ident.update(type="Unknown", principalId=_principal_id(arn))
+        ident.update(type="Unknown", principalId=user_id(arn))
     return ident
-
-
-def _principal_id(arn: str) -> str:
-    from ..http.sts import user_id  # the same id GetCallerIdentity answers
-
-    return user_id(arn)
 
 
 def event_name(ex: Exchange) -> str:
@@ -259,7 +253,7 @@ def build_event(ex: Exchange, hasher: Hasher | None, dev: bool = False) -> dict:
     """``dev``: the server runs --dev, where any access key id is accepted and so is recorded."""
     caller = ex.caller
     name = event_name(ex)
-    resources = list(dict.fromkeys(getattr(caller, "resources", None) or ()))
+    resources = list(dict.fromkeys(ex.invocation.resources if ex.invocation is not None else ()))
     if ex.result:
         created = (ex.result.get("KeyMetadata") or {}).get("Arn")
         if created and created not in resources:
@@ -281,14 +275,16 @@ def build_event(ex: Exchange, hasher: Hasher | None, dev: bool = False) -> dict:
         message = error_message(ex, dev)
         if message:
             event["errorMessage"] = message
-    event["requestParameters"] = request_parameters(name, ex.request, hasher) if kms else (ex.request or None)
+    facts = ex.audit
+    defaults = facts.request_defaults if facts is not None else None
+    event["requestParameters"] = request_parameters(name, ex.request, hasher, defaults) if kms else (ex.request or None)
     event["responseElements"] = _response(ex, name, hasher, resources)
     material = {lower_camel(k): ex.result[k] for k in MATERIAL_IDS if ex.result and isinstance(ex.result.get(k), str)}
     if material or ex.extra:
         event["additionalEventData"] = {**material, **ex.extra}
     event["requestID"] = ex.request_id
     event["eventID"] = event_id()
-    event["readOnly"] = read_only(name)
+    event["readOnly"] = read_only(name, facts)
     account = caller.account if caller is not None else None
     event["resources"] = [{"accountId": arn.split(":")[4], "type": "AWS::KMS::Key", "ARN": arn} for arn in resources]
     event["eventType"] = "AwsApiCall"
@@ -314,4 +310,5 @@ def _response(ex: Exchange, name: str, hasher: Hasher | None, resources: list[st
         return None
     if ex.service == "trentd":
         return ex.result or None
-    return response_elements(name, ex.result, hasher, resources)
+    members = ex.audit.response_members if ex.audit is not None else ()
+    return response_elements(name, ex.result, hasher, resources, members)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from ..errors import AWSError
-from ..kms.service import Caller
 from . import principals, sigv4
+from .identity import Caller
 from .credential_cache import CredentialCache
 from .temporary import TemporaryCredentials
 
@@ -72,7 +72,7 @@ class Authenticator:
     def _session(self, cred: sigv4.Credential, *, method, path, query, headers, body):
         """The session of temporary credentials, its signature checked; None when --dev meets a
         token it does not know (dev accepts any credentials: the token is ignored)."""
-        found = self.temporary.find(cred.access_key_id, cred.security_token)
+        found = self.temporary.find(cred.access_key_id, cred.security_token or "")
         if found is None:
             if self.dev:
                 return None

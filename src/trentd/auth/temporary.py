@@ -13,7 +13,7 @@ import hmac
 import time
 
 from ..errors import AWSError
-from ..sts import sessions
+from . import sessions
 from .credential_cache import CredentialCache
 
 UNRECOGNIZED = "The security token included in the request is invalid."

@@ -18,6 +18,7 @@ import orjson
 
 from ..audit import audit_dir
 from ..audit.reader import audit_files, matches, parse_time, read_events
+from ..auth.invocation import Invocation
 from ..errors import AWSError
 from ..kms.context_keys import condition_context
 from .web import Response
@@ -58,10 +59,10 @@ async def show(ctx) -> Response:
 
 def _authorize(ctx) -> None:
     """Identity policies alone decide (kms/authorize.py check_account), on a worker thread."""
-    caller = ctx.console.kms.caller(ctx.request, ctx.session, "")
+    call = Invocation(ctx.console.kms.caller(ctx.request, ctx.session, ""), "ReadAudit", service="trentd")
     resource = audit_resource(ctx.session.region, ctx.session.account)
-    ctx.console.app.service.authorizer.check_account(caller, READ_AUDIT, resource,
-                                                     condition_context(None, caller, READ_AUDIT))
+    ctx.console.app.service.authorizer.check_account(call, READ_AUDIT, resource,
+                                                     condition_context(None, call, READ_AUDIT))
 
 
 async def _record(ctx, err: AWSError | None) -> None:

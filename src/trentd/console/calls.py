@@ -11,7 +11,6 @@ exactly what an SDK would see. Only the userAgent (``trentd-console``) tells the
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -20,9 +19,10 @@ import orjson
 
 from ..audit import AuditUnavailable, Exchange
 from ..audit.redact import HIDDEN
+from ..auth.identity import Caller
+from ..auth.invocation import Invocation
 from ..errors import AWSError, internal
 from ..kms import api
-from ..kms.service import Caller
 from .session import Session
 from .web import Request
 
@@ -66,12 +66,13 @@ class KmsBridge:
         out: dict = {}
         try:
             operation = app.kms_model.operation(name)
-            handler = api.OPERATIONS[name].handler
+            row = api.OPERATIONS[name]
+            exchange.audit = row.audit
             exchange.operation = name
             parsed = exchange.request = operation.parse(orjson.dumps(params or {}))
-            caller = exchange.caller = dataclasses.replace(caller, operation=name, request=parsed)
+            call = exchange.invocation = Invocation(caller, name, parsed)
             result = exchange.result = await asyncio.get_running_loop().run_in_executor(
-                app.executor, handler, app.service, caller, parsed)
+                app.executor, api.run, row.handler, row.cached, app.service, call, parsed)
             out = orjson.loads(operation.serialize(result))
         except Exception as exc:  # the API's mapping: an AWS-shaped error, never a traceback
             exchange.error = app._as_aws_error(exc, exchange.request_id)

@@ -22,13 +22,14 @@ from ..audit import AuditLog, AuditUnavailable, Exchange
 from ..audit.events import event_id
 from ..auth import sigv4
 from ..auth.authenticator import Authenticator
+from ..auth.invocation import Invocation
 from ..errors import AWSError, internal
 from ..inline import MustOffload, on_event_loop
 from ..kms import api
 from ..kms.context_keys import condition_context
 from ..protocol import query
 from ..protocol.model import error_body, load_service
-from ..runtime import Runtime
+from ..runtime import Runtime, run_background_jobs
 from ..store.rootkey import RootKeyError, RootKeyUnavailable
 from ..store.errors import StoreUnavailable
 from . import sts, tls
@@ -273,26 +274,29 @@ class TrentApp:
         exchange.operation = name
         if row is None:
             raise AWSError("UnsupportedOperationException", f"{name} is not supported by trentd yet.")
-        handler = row.handler
+        exchange.audit = row.audit
         request = exchange.request = operation.parse(body)
-        caller = exchange.caller = caller.for_operation(name, request)
-        exchange.result = result = await self._run(name, handler, caller, request)
+        call = exchange.invocation = Invocation(caller, name, request)
+        exchange.result = result = await self._run(row, call, request)
         return operation.serialize(result)
 
-    async def _run(self, name: str, handler, caller, request):
-        """Run a handler: a cryptographic call on the event loop while it needs no blocking work
-        (a cached key, symmetric crypto: a few µs, less than the hop to a thread costs), else —
-        from the start — on the thread pool (trentd/inline.py)."""
-        if name in api.INLINE_OPERATIONS:
+    async def _run(self, row: api.OperationRow, call: Invocation, request: dict):
+        """Run a handler once (api.run: plus one retry with fresh reads when cached state may
+        have misled it): a cryptographic call on the event loop while it needs no blocking work
+        (a cached key, symmetric crypto: a few µs, less than the hop to a thread costs), else on
+        the thread pool (trentd/inline.py). A run that met blocking work is abandoned before any
+        effect and continues on the pool: that is no second run of a completed one."""
+        if row.inline:
             try:
                 with on_event_loop():
-                    return handler(self.service, caller, request)
-            except (MustOffload, AWSError):  # an error is re-checked against the store, on the pool
-                caller.resources.clear()  # the second attempt records the keys it touches again
-        if name in api.CACHED_OPERATIONS:
-            return await asyncio.get_running_loop().run_in_executor(
-                self.executor, api.checked_call, handler, self.service, caller, request)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, handler, self.service, caller, request)
+                    return api.run(row.handler, row.cached, self.service, call, request)
+            except api.RetryFresh:  # the first run failed on cached state: only the retry is left
+                return await asyncio.get_running_loop().run_in_executor(
+                    self.executor, api.retry_fresh, row.handler, self.service, call, request)
+            except MustOffload:
+                call.resources.clear()  # the run on the pool records the keys it touches again
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, api.run, row.handler, row.cached, self.service, call, request)
 
     def _operation_name(self, target: str) -> str:
         prefix, _, name = target.partition(".")
@@ -349,9 +353,9 @@ class TrentApp:
     def _authorize_clock(self, caller) -> None:
         """Identity policies alone decide, as for KMS operations on no key (the allow-all policy
         of the bootstrap administrator allows it; ``kms:*`` does not)."""
+        call = Invocation(caller, "MoveClock", service="trentd")
         resource = f"arn:aws:trentd:{caller.region}:{caller.account}:clock"
-        self.service.authorizer.check_account(caller, MOVE_CLOCK, resource,
-                                              condition_context(None, caller, MOVE_CLOCK))
+        self.service.authorizer.check_account(call, MOVE_CLOCK, resource, condition_context(None, call, MOVE_CLOCK))
 
     async def _clock_operation(self, request: dict | None) -> dict:
         """Move the clock when ``request`` says so (then run the background jobs, so what fell due
@@ -363,7 +367,7 @@ class TrentApp:
             if offset is None:
                 offset = await loop.run_in_executor(self.executor, clock.offset) + request["advanceSeconds"]
             await loop.run_in_executor(self.executor, clock.set_offset, offset)
-            await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
+            await loop.run_in_executor(self.executor, run_background_jobs, self.service)
         return {"offsetSeconds": await loop.run_in_executor(self.executor, clock.offset),
                 "now": await loop.run_in_executor(self.executor, clock.now)}
 
@@ -418,7 +422,7 @@ class TrentApp:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
-                await loop.run_in_executor(self.executor, api.run_background_jobs, self.service)
+                await loop.run_in_executor(self.executor, run_background_jobs, self.service)
             except StoreUnavailable as exc:  # an outage: one line a second, no traceback
                 log.warning("background job skipped, store unavailable: %s", exc)
             except Exception:

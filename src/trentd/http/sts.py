@@ -7,8 +7,7 @@ protocol/query.py, ``load_service("sts").codec``; the operations live in ``trent
 
 from __future__ import annotations
 
-import hashlib
-
+from .. import sts as operations
 from ..protocol import query
 
 
@@ -16,14 +15,6 @@ def is_sts_request(headers) -> bool:
     return query.is_form(headers)
 
 
-def user_id(principal_arn: str) -> str:
-    """A stable unique id per principal, shaped like IAM's (AIDA… for users, AROA… for roles)."""
-    prefix = "AROA" if ":role/" in principal_arn else "AIDA"
-    return prefix + hashlib.sha256(principal_arn.encode()).hexdigest()[:17].upper()
-
-
 def dispatch(svc, caller, form: dict[str, str], exchange) -> bytes:
     """Run one STS request (trentd.sts); blocking: call it on a worker thread."""
-    from .. import sts as operations
-
     return operations.dispatch(svc, caller, form, exchange)

@@ -1,76 +1,67 @@
-"""The operation table: importing each family's module registers its operations."""
+"""Running the operation table's handlers, and the KMS background jobs.
+
+The table itself, a row per operation, is kms/operations.py.
+"""
 
 from __future__ import annotations
 
-from . import agreement, aliases, datakeys, encryption, grants, keys, mac, policies, signing, tags  # noqa: F401
-from . import imports, keystores, lastusage, multiregion, rotation  # noqa: F401
-from .. import metrics
 from ..errors import AWSError
-from .cache import fresh_reads
-from .service import OPERATIONS
-from ..sts import sessions as sts_sessions
+from ..inline import MustOffload
+from . import imports, keys, lastusage, multiregion, rotation
+from .cache import fresh_reads, served_from_cache, watch_hits
+from .operations import OPERATIONS, OperationRow
 
-__all__ = ["OPERATIONS", "run_background_jobs", "shutdown"]
-
-# Successful cryptographic operations record the key's last use (GetKeyLastUsage).
-lastusage.track(OPERATIONS)
-# Naming a predefined alias/aws/<service> creates its AWS managed key on first use (kms/managed.py).
-keys.create_managed_keys_on_first_use(OPERATIONS)
-
-# Operations the HTTP edge first tries on the event loop: on a cached key they need no store and
-# little CPU (symmetric crypto, HMAC, the cheap signature specs of crypto/specs.py INLINE_SIGN).
-# Anything blocking or dear they meet sends them to the thread pool (trentd/inline.py).
-INLINE_OPERATIONS = frozenset({
-    "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
-    "VerifyMac", "Sign", "Verify",  # Sign and Verify only for keys whose spec is cheap enough (signing.py)
-})
-
-# Operations that read keys through the cache (kms/cache.py); when one fails, it is run once more
-# with fresh reads before the error is answered (checked_call).
-CACHED_OPERATIONS = INLINE_OPERATIONS | {"Sign", "Verify", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"}
+__all__ = ["BACKGROUND_JOBS", "OPERATIONS", "OperationRow", "retry_fresh", "run", "shutdown"]
 
 
-def checked_call(handler, svc, caller, request):
-    """Run a cached operation; an error it meets may come from cached state that another node
-    has just changed (an EnableKey, a new grant), so the call is answered only after a second
-    attempt that reads the store. Handlers of these operations have no effects: safe to repeat."""
+# Errors that stale cached state can cause: a key enabled, a deletion cancelled, an alias, grant
+# or policy changed on another node within the last second (kms/cache.py).
+STALE_ERRORS = frozenset({"NotFoundException", "DisabledException", "KMSInvalidStateException",
+                          "AccessDeniedException"})
+
+
+class RetryFresh(MustOffload):
+    """On the event loop, the retry with fresh reads needs the store: the thread pool runs the
+    retry alone (``retry_fresh``), not the failed first run again."""
+
+
+def run(handler, cached: bool, svc, call, request):
+    """One run of a handler, plus at most one retry with fresh reads: only for an operation that
+    reads cached state (``cached``: read-only handlers that write nothing to the store, so nothing
+    is ever committed twice), and only when this run was served a cached entry and failed with
+    an error stale state can cause. Last use (lastusage.track) is recorded by a run that succeeds
+    and the audit event by the pipeline after this returns: each once, retry or not."""
+    if not cached:
+        return handler(svc, call, request)
+    watch_hits()
     try:
-        return handler(svc, caller, request)
-    except AWSError:
-        caller.resources.clear()
-        with fresh_reads():
-            return handler(svc, caller, request)
+        return handler(svc, call, request)
+    except AWSError as err:
+        if err.code not in STALE_ERRORS or not served_from_cache():
+            raise
+    try:
+        return retry_fresh(handler, svc, call, request)
+    except MustOffload:  # on the event loop: the store is needed
+        raise RetryFresh() from None
 
 
-# Work the service clock makes due, run every second on every node and whenever the test clock
-# moves; each job claims its rows so that every deletion, rotation and expiry happens once.
+def retry_fresh(handler, svc, call, request):
+    """The retry: every key, alias and grant read from the store."""
+    call.resources.clear()  # the retry records the keys it touches again
+    with fresh_reads():
+        return handler(svc, call, request)
+
+
+# The KMS part of the work the service clock makes due (runtime.py BACKGROUND_JOBS runs it with
+# STS's, every second on every node and whenever the test clock moves); each job claims its rows
+# so that every deletion, rotation and expiry happens once.
 BACKGROUND_JOBS = (
     lastusage.flush,            # last-use times kept in memory → the store
     keys.sweep_deletions,       # keys whose deletion window has passed
     multiregion.release_waiting_primaries,  # primaries whose last replica is gone: PendingDeletion
     rotation.rotate_due_keys,   # automatic rotation past NextRotationDate
     imports.expire_materials,   # imported material past its ValidTo
-    sts_sessions.sweep_expired,  # temporary credentials long expired (STS)
 )
-
-
-# Each job's label in trentd_background_job_runs_total: its module and function.
-JOB_NAMES = {job: f"{job.__module__.rsplit('.', 1)[-1]}.{job.__name__}" for job in BACKGROUND_JOBS}
-
-
-def run_background_jobs(svc) -> None:
-    """Run every job; one failing (a store outage) does not keep the others from running."""
-    failure = None
-    for job in BACKGROUND_JOBS:
-        failed = False
-        try:
-            job(svc)
-        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other jobs had their turn
-            failure, failed = failure or exc, True
-        if metrics.ACTIVE is not None:
-            metrics.ACTIVE.job(JOB_NAMES.get(job) or job.__name__, failed)
-    if failure is not None:
-        raise failure
 
 
 def shutdown(svc) -> None:

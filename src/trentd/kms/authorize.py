@@ -14,12 +14,11 @@ Operations without a key (CreateKey, ListKeys, …) consult identity policies on
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
 
 from ..auth import policy as policy_language
 from ..auth.principals import ALLOW_ALL, ADMIN_NAME
 from ..errors import AWSError
-from ..http.sts import user_id
+from ..auth.identity import session_result
 from ..store.records import KeyRecord
 from ..store.changes import ChangeFeed
 from .cache import CachedReads, EpochCache
@@ -43,18 +42,6 @@ def _no_policy(kind: str, action: str) -> str:
 def _explicit(kind: str) -> str:
     article = "an" if kind[0] in "aeiou" else "a"  # "in a resource-based", "in an identity-based"
     return f"with an explicit deny in {article} {kind}-based policy"
-
-
-def session_result(caller, request) -> tuple[bool, bool]:
-    """(denied, allowed) by the session policies of temporary credentials. A session without
-    policies has the full permissions of its principal: (False, True). With them, an action
-    needs an Allow from a session policy as well as from the usual policies (IAM, "Session
-    policies"): a session policy can only narrow, never widen."""
-    session = caller.session
-    if session is None or not session.policies:
-        return False, True
-    results = [p.evaluate(request, resource_policy=False) for p in session.policies]
-    return any(r.denied for r in results), any(r.allowed for r in results)
 
 
 def _within_session(caller, action: str, resource: str | None, session_allowed: bool) -> None:
@@ -197,7 +184,7 @@ class Authorizer:
     def _granted(self, tx, caller, action: str, key: KeyRecord, context: Mapping) -> bool:
         operation = action.removeprefix("kms:")
         load = lambda: tx.key_grants(key.account, key.region, key.key_id, grantee=caller.principal_arn)  # noqa: E731
-        if isinstance(tx, CachedReads) and not (caller.request or {}).get("GrantTokens"):
+        if isinstance(tx, CachedReads) and not caller.grant_tokens:
             # A request with grant tokens reads grants from the store (DESIGN.md, Consistency).
             grants = tx.cache.grants.get((key.account, key.region, key.key_id, caller.principal_arn), load)
         else:
@@ -208,45 +195,3 @@ class Authorizer:
     def _request(caller, action: str, resource: str, context: Mapping):
         return policy_language.Request(principal_arn=caller.principal_arn, principal_account=caller.account,
                                        action=action, resource=resource, context=context)
-
-
-def base_context(caller, key: KeyRecord | None, extra: dict) -> dict:
-    """Global and KMS condition keys every request carries (names lower-cased)."""
-    now = datetime.now(timezone.utc)
-    kind, _, name = caller.principal_arn.split(":", 5)[5].partition("/")
-    values = {
-        "aws:principalarn": caller.principal_arn,
-        "aws:principalaccount": caller.account,
-        # a role calls only through a session of it (principal_arn is then the role's ARN)
-        "aws:principaltype": "User" if kind == "user" else "AssumedRole" if kind in ("role", "assumed-role")
-        else "Account",
-        "aws:username": name if kind == "user" else None,
-        "aws:userid": user_id(caller.principal_arn),  # the unique id (AIDA…), as GetCallerIdentity shows
-        "aws:sourceip": caller.source_ip,
-        "aws:requestedregion": caller.region,
-        "aws:securetransport": caller.secure,
-        "aws:currenttime": now,
-        "aws:epochtime": int(now.timestamp()),
-        "kms:calleraccount": caller.account,
-        "kms:grantisforawsresource": False,
-    }
-    if caller.session is not None:
-        values.update(_session_keys(caller.session))
-    if key is not None:
-        values.update({
-            "kms:keyspec": key.key_spec, "kms:keyusage": key.key_usage, "kms:keyorigin": key.origin,
-            "kms:multiregion": key.multi_region,
-        })
-    values.update(extra)
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _session_keys(session) -> dict:
-    """Condition keys of temporary credentials: the session's tags, when it was issued, and for
-    a role session its unique id ``AROA…:SESSION`` (IAM, "aws:userid")."""
-    issued = datetime.fromtimestamp(session.created, timezone.utc)
-    values = {f"aws:principaltag/{k.lower()}": v for k, v in session.tags.items()}
-    values["aws:tokenissuetime"] = issued
-    if session.is_role:
-        values["aws:userid"] = f"{user_id(session.principal_arn)}:{session.session_name}"
-    return values

@@ -29,14 +29,25 @@ _fresh = threading.local()
 
 @contextmanager
 def fresh_reads():
-    """Read every entry from the store (and cache what was read): the second attempt of a call
-    whose cached state led to an error, so that only the *allowing* direction of a change can be
-    late by up to a second, never an Enable, a CancelKeyDeletion or a new grant."""
+    """Read every entry from the store (and cache what was read): the retry of a call whose
+    cached state led to an error, so that only the *allowing* direction of a change can be late
+    by up to a second, never an Enable, a CancelKeyDeletion or a new grant."""
     _fresh.active = True
     try:
         yield
     finally:
         _fresh.active = False
+
+
+def watch_hits() -> None:
+    """Start noting whether this thread is served a cached entry (``served_from_cache``)."""
+    _fresh.served = False
+
+
+def served_from_cache() -> bool:
+    """Whether a cached entry was served on this thread since ``watch_hits()``: only then can
+    an error be the answer of stale state, worth one retry with fresh reads."""
+    return getattr(_fresh, "served", False)
 
 
 class EpochCache:
@@ -61,6 +72,7 @@ class EpochCache:
         if not getattr(_fresh, "active", False):
             entry = entries.get(ident)
             if entry is not None and entry[0] == epoch:
+                _fresh.served = True
                 if metrics.ACTIVE is not None:
                     metrics.ACTIVE.cache_hit(self.name)
                 return entry[1]

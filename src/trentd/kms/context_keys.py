@@ -7,7 +7,11 @@ matches an Encrypt that did not name an algorithm.
 
 from __future__ import annotations
 
-from .authorize import RequestContext, base_context
+from collections.abc import Mapping
+
+from ..auth.identity import base_context
+from ..auth.invocation import Invocation
+from .authorize import RequestContext
 from .grant_rules import CHILD_GRANT_KEY, EC_CONTEXT_KEY, fold_context
 
 # request member -> condition key (lower-case)
@@ -30,19 +34,14 @@ MEMBER_KEYS = {
     "BypassPolicyLockoutSafetyCheck": "kms:bypasspolicylockoutsafetycheck",
 }
 
-# action -> defaults of parameters it may omit
-DEFAULTS = {
-    "kms:Sign": {"kms:messagetype": "RAW"},
-    "kms:Verify": {"kms:messagetype": "RAW"},
-    "kms:CreateKey": {"kms:bypasspolicylockoutsafetycheck": False, "kms:keyspec": "SYMMETRIC_DEFAULT",
-                      "kms:keyusage": "ENCRYPT_DECRYPT", "kms:keyorigin": "AWS_KMS", "kms:multiregion": False},
-    "kms:PutKeyPolicy": {"kms:bypasspolicylockoutsafetycheck": False},
-    "kms:ScheduleKeyDeletion": {"kms:schedulekeydeletionpendingwindowindays": 30},
-}
+# action -> defaults of parameters it may omit: each operation's row says them (kms/operations.py
+# fills this map when the table is built).
+DEFAULTS: dict[str, Mapping[str, object]] = {}
 
 # For ReEncrypt the source and destination halves read different members.
 _CONTEXT_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionContext", "kms:ReEncryptTo": "DestinationEncryptionContext"}
-_ALGORITHM_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionAlgorithm", "kms:ReEncryptTo": "DestinationEncryptionAlgorithm"}
+_ALGORITHM_MEMBER = {"kms:ReEncryptFrom": "SourceEncryptionAlgorithm",
+                     "kms:ReEncryptTo": "DestinationEncryptionAlgorithm"}
 _KEY_ID_MEMBER = {"kms:ReEncryptFrom": "SourceKeyId", "kms:ReEncryptTo": "DestinationKeyId"}
 _TAKES_ALGORITHM = {"kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
 
@@ -67,7 +66,7 @@ def _context_keys(context: dict[str, str]) -> dict:
 
 
 def _request_values(action: str, request: dict) -> dict:
-    values = dict(DEFAULTS.get(action, {}))
+    values: dict = dict(DEFAULTS.get(action) or {})
     for member, name in MEMBER_KEYS.items():
         if member in request:
             values[name] = request[member]
@@ -83,7 +82,8 @@ def _request_values(action: str, request: dict) -> dict:
     if alias:
         values["kms:requestalias"] = alias
     if action == "kms:CreateKey":
-        values.update({"kms:keyspec": request.get("KeySpec") or request.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT",
+        spec = request.get("KeySpec") or request.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT"
+        values.update({"kms:keyspec": spec,
                        "kms:keyusage": request.get("KeyUsage", values["kms:keyusage"]),
                        "kms:keyorigin": request.get("Origin", "AWS_KMS"),
                        "kms:multiregion": bool(request.get("MultiRegion", False))})
@@ -102,12 +102,13 @@ def _request_values(action: str, request: dict) -> dict:
     return values
 
 
-def condition_context(tx, caller, action: str, key=None) -> RequestContext:
-    values = base_context(caller, key, _request_values(action, caller.request or {}))
+def condition_context(tx, call: Invocation, action: str, key=None) -> RequestContext:
+    values = base_context(call.caller, key, _request_values(action, call.request or {}))
     loaders = {}
     if key is not None:
         loaders = {
-            "kms:resourcealiases": lambda _: [a.name for a in tx.list_aliases(key.account, key.region, "", 1000, key.key_id)],
+            "kms:resourcealiases": lambda _: [a.name for a in
+                                              tx.list_aliases(key.account, key.region, "", 1000, key.key_id)],
             # condition key names are case-insensitive, so the tag key part is matched that way too
             "aws:resourcetag/": lambda tag: {k.lower(): v for k, v in tx.get_tags(key).items()}.get(tag),
         }

@@ -1,6 +1,7 @@
 """GetKeyLastUsage, and the wrapper that records each successful cryptographic operation.
 
-The 14 operations AWS tracks are wrapped once (``track``, from api.py): after the handler
+The operations AWS tracks (``tracked`` in their row) are wrapped once (``track``, from
+kms/operations.py): after the handler
 returns, the key ARNs in its answer (``KeyId``, and ``SourceKeyId`` for ReEncrypt, which records
 both keys) are recorded in the service's in-memory ``UsageTracker`` (kms/usage.py) with the
 operation, the service-clock time and the request id. A failed call, a DryRun included, raises
@@ -20,11 +21,6 @@ from datetime import datetime, timezone
 
 from .service import operation
 
-TRACKED = (
-    "Decrypt", "DeriveSharedSecret", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac", "ReEncrypt", "Sign",
-    "Verify", "VerifyMac", "Encapsulate", "Decapsulate",
-)
 TRACKING_META = "last_usage_tracking_start"
 
 
@@ -48,15 +44,14 @@ def _tracking(name: str, handler):
                 svc.usage.record(ident, (name, now, caller.request_id))
         return result
 
-    tracked.tracks_usage = True
+    tracked.tracks_usage = True  # type: ignore[attr-defined]
     return tracked
 
 
 def track(operations: dict) -> None:
     """Wrap the handlers of the tracked operations in the operation table (idempotent)."""
-    for name in TRACKED:
-        row = operations.get(name)
-        if row is not None and not getattr(row.handler, "tracks_usage", False):
+    for name, row in operations.items():
+        if row.tracked and not getattr(row.handler, "tracks_usage", False):
             operations[name] = dataclasses.replace(row, handler=_tracking(name, row.handler))
 
 

@@ -16,7 +16,6 @@ Decisions (docs/design.md, "Multi-Region keys"):
 
 from __future__ import annotations
 
-import dataclasses
 
 from ..errors import AWSError, not_found, validation
 from ..keydomain.materials import record_first_material
@@ -79,7 +78,7 @@ def replicate_key(svc, caller, req):
             raise AWSError("AlreadyExistsException",
                            f"{key_arn(key.account, target, key.key_id)} already exists.")
         # kms:ReplicateKey on the primary (checked by resolve); kms:CreateKey in the replica Region.
-        replica_caller = dataclasses.replace(caller, region=target, operation="CreateKey")
+        replica_caller = caller.acting("CreateKey", region=target)
         svc.authorize_account(replica_caller)
         if tx.count_keys(key.account, target) >= MAX_KEYS_PER_REGION:
             raise AWSError("LimitExceededException",

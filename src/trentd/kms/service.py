@@ -1,26 +1,24 @@
-"""The KMS service core: the operation table, the caller, key resolution and key-state rules.
+"""The KMS service core: handler registration, key resolution and authorization, key-state rules.
 
-Every operation is a plain function ``handler(svc, caller, request) -> dict | None`` registered
-by name with ``@operation("Encrypt")`` in its family's module, as a row of the operation table
-(``OPERATIONS``) that also holds the facts the botocore model states about the operation. Handlers know nothing of HTTP:
+Every operation is a plain function ``handler(svc, call, request) -> dict | None`` registered
+by name with ``@operation("Encrypt")`` in its family's module; kms/operations.py makes it a row
+of the operation table with every other fact about the operation. Handlers know nothing of HTTP:
 the request arrives parsed and validated from the botocore model, and the answer is serialized
 from the same model.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from ..auth.invocation import Invocation
 from ..errors import AWSError, not_found
 from ..keydomain import managed
 from ..keydomain.states import require_algorithm, require_usable, require_usage
-from ..protocol.model import load_service
 from ..store.records import KeyRecord, key_arn
 from ..store.changes import ChangeFeed
 from ..store.reset import empty_kms_state
@@ -32,37 +30,11 @@ from .context_keys import condition_context
 from .grant_rules import GRANT_TOKEN_AAD, GRANT_TOKEN_META, check_grant_tokens
 from .usage import UsageTracker
 
-class CrossAccount(str, enum.Enum):
-    """May an operation act on a KMS key of another account? AWS's reference answers "Cross-account
-    use: Yes|No" for each operation; operations that name no key at all are their own case."""
-
-    YES = "yes"
-    NO = "no"
-    NO_KEY = "no key"
-
-
-# Members through which a KMS request names a key.
-KEY_MEMBERS = frozenset({"KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId"})
-
-
-def cross_account_use(model_operation) -> CrossAccount:
-    """The fact as botocore's model of the operation states it."""
-    if model_operation.cross_account_documented:
-        return CrossAccount.YES
-    return CrossAccount.NO if model_operation.input_members & KEY_MEMBERS else CrossAccount.NO_KEY
-
-
-@dataclass(frozen=True)
-class OperationRow:
-    """What trentd knows of one KMS operation: its handler and the facts AWS states about it."""
-
-    name: str
-    handler: Callable
-    cross_account: CrossAccount
-
-
-# The operation table: a row per operation, registered by its family module with @operation.
-OPERATIONS: dict[str, OperationRow] = {}
+# Handlers by operation name, registered by their family modules with @operation; the operation
+# table (kms/operations.py) makes each a row with every other fact about the operation.
+HANDLERS: dict[str, Callable] = {}
+# Operations that may act on another account's key named by ARN (filled from the table).
+CROSS_ACCOUNT: set[str] = set()
 # Functions ``load(svc, tx, key)`` that complete a key read by live_key() from side tables: its
 # MultiRegionConfiguration (kms/multiregion.py) and its external key store (kms/keystores.py,
 # which also shows a key of a disconnected store as Unavailable). Each returns at once for keys
@@ -76,55 +48,10 @@ _ARN = re.compile(r"arn:(aws|aws-cn|aws-us-gov):kms:([a-z0-9-]+):(\d{12}):(key|a
 
 def operation(name: str):
     def register(handler):
-        OPERATIONS[name] = OperationRow(name, handler, cross_account_use(load_service("kms").operation(name)))
+        HANDLERS[name] = handler
         return handler
 
     return register
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking, and in which account and Region (from the SigV4 credential scope)."""
-
-    account: str
-    region: str
-    principal_arn: str
-    access_key_id: str
-    request_id: str = ""
-    source_ip: str | None = None
-    user_agent: str | None = None
-    secure: bool = False
-    operation: str = ""  # the KMS operation being called; its IAM action is kms:<operation>
-    request: dict | None = None  # the validated request, for policy condition keys
-    # ARNs of the keys this request touched, for the audit event's ``resources`` (shared by the
-    # copies dataclasses.replace makes; appended by resolve() and open_blob()).
-    resources: list = field(default_factory=list, compare=False, repr=False)
-    # Temporary credentials (sts/sessions.py Session): principal_arn is then the principal that
-    # policies see (the role of an assumed-role session), and the session carries the ARN callers
-    # are shown, its session policies and tags.
-    session: object | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def action(self) -> str:
-        return f"kms:{self.operation}"
-
-    def for_operation(self, operation: str, request: dict | None) -> "Caller":
-        """This caller calling ``operation`` with ``request``: what ``dataclasses.replace`` makes,
-        at a tenth of its cost (it is made on every API call)."""
-        copy = object.__new__(Caller)
-        copy.__dict__.update(self.__dict__, operation=operation, request=request)
-        return copy
-
-    @property
-    def shown_arn(self) -> str:
-        """The caller as AccessDenied messages and GetCallerIdentity show it."""
-        return self.session.session_arn if self.session is not None else self.principal_arn
-
-    def key_arn(self, key_id: str) -> str:
-        return key_arn(self.account, self.region, key_id)
-
-    def alias_arn(self, alias_name: str) -> str:
-        return f"arn:aws:kms:{self.region}:{self.account}:{alias_name}"
 
 
 class MaterialCache:
@@ -199,7 +126,7 @@ class Service:
         return self.cache.reads(self.store)
 
     # --- key identifiers ------------------------------------------------------------------
-    def resolve(self, tx, caller: Caller, key_id: str, *, aliases: bool = False, action: str | None = None,
+    def resolve(self, tx, caller: Invocation, key_id: str, *, aliases: bool = False, action: str | None = None,
                 authorize: bool = True) -> KeyRecord:
         """Find the key a KeyId names, with AWS's error for each kind of miss, and check that the
         caller may perform ``action`` (default: the operation called) on it.
@@ -212,10 +139,10 @@ class Service:
             self.authorize(tx, caller, key, action or caller.action)
         return key
 
-    def authorize(self, tx, caller: Caller, key: KeyRecord, action: str) -> None:
+    def authorize(self, tx, caller: Invocation, key: KeyRecord, action: str) -> None:
         # Grant tokens are checked wherever a key is authorized, so also for a Decrypt whose key
         # comes from the ciphertext rather than from a KeyId.
-        check_grant_tokens(tx, self.grant_token_key, (caller.request or {}).get("GrantTokens"))
+        check_grant_tokens(tx, self.grant_token_key, caller.grant_tokens)
         if key.key_manager == "AWS" and not managed.allows(action):
             # No policy change, state change or deletion of an AWS managed key, whatever any
             # policy or grant says; AWS's answer is the one its key policy gives.
@@ -224,7 +151,7 @@ class Service:
             return
         self.authorizer.check_key(tx, caller, action, key, condition_context(tx, caller, action, key))
 
-    def authorize_account(self, caller: Caller, resource: str = "*") -> None:
+    def authorize_account(self, caller: Invocation, resource: str = "*") -> None:
         """Operations on no key (CreateKey, ListKeys, …): identity policies decide."""
         self.authorizer.check_account(caller, caller.action, resource, condition_context(None, caller, caller.action))
         if caller.operation == "CreateKey" and (caller.request or {}).get("Tags"):
@@ -235,7 +162,7 @@ class Service:
             self.authorizer.check_account(caller, "kms:TagResource", every_key,
                                           condition_context(None, caller, "kms:TagResource"), shown_resource=None)
 
-    def _find(self, tx, caller: Caller, key_id: str, aliases: bool) -> KeyRecord:
+    def _find(self, tx, caller: Invocation, key_id: str, aliases: bool) -> KeyRecord:
         account, region = caller.account, caller.region
         if key_id.startswith("arn:"):
             match = _ARN.fullmatch(key_id)
@@ -265,14 +192,13 @@ class Service:
     def crosses_accounts(operation_name: str) -> bool:
         """Whether the operation may act on another account's key (named by ARN); an alias name or
         a bare key id always resolves in the caller's own account."""
-        row = OPERATIONS.get(operation_name)
-        return row is not None and row.cross_account is CrossAccount.YES
+        return operation_name in CROSS_ACCOUNT
 
-    def _by_alias(self, tx, caller: Caller, account: str, name: str, allowed: bool) -> KeyRecord:
+    def _by_alias(self, tx, caller: Invocation, account: str, name: str, allowed: bool) -> KeyRecord:
         if not allowed:
             raise AWSError("InvalidArnException", "Key Aliases are not supported for this operation.")
         target = self._alias_target(tx, account, caller.region, name)
-        key = target and self.live_key(tx, account, caller.region, target)
+        key = self.live_key(tx, account, caller.region, target) if target else None
         if key is None:
             if target is None and account == caller.account and managed.service_of(name):
                 raise managed.ManagedKeyMissing(name)  # created on first use: kms/keys.py
@@ -306,7 +232,7 @@ class Service:
                 load(self, tx, key)
         return key
 
-    def key_for_use(self, tx, caller: Caller, key_id: str, usage: str, operation_name: str,
+    def key_for_use(self, tx, caller: Invocation, key_id: str, usage: str, operation_name: str,
                     algorithm: str | None = None, action: str | None = None) -> KeyRecord:
         """Resolve a key for a cryptographic operation and check, in AWS's order, permission,
         its state, its usage and the requested algorithm."""
@@ -335,7 +261,8 @@ class Service:
         return material_id
 
     def current_material(self, tx, key: KeyRecord) -> bytes:
-        material = self.material(tx, key.account, key.key_id, key.current_material)
+        current = key.current_material
+        material = self.material(tx, key.account, key.key_id, current) if current else None
         if material is None:
             raise AWSError("KMSInternalException", f"Key material of {key.arn} is missing.")
         return material

@@ -7,6 +7,7 @@ Credentials it issues are checked on every later call by auth/temporary.py.
 
 from __future__ import annotations
 
+from ..auth.invocation import Invocation
 from ..errors import AWSError
 from ..protocol.model import load_service
 from .operations import OPERATIONS
@@ -26,5 +27,6 @@ def dispatch(svc, caller, form: dict[str, str], exchange) -> bytes:
     # the audit event's requestParameters (audit/events.py): the members protocol/redaction.py
     # lets it show, lowerCamelCase as CloudTrail writes them
     exchange.request = operation.audit.parameters(request) if operation.audit is not None else {}
-    result = handler(svc, caller, request)
+    exchange.invocation = call = Invocation(caller, action, request, service="sts")
+    result = handler(svc, call, request)
     return operation.serialize(result, exchange.request_id)

@@ -10,7 +10,7 @@ import re
 
 from ..auth import policy as policy_language
 from ..errors import AWSError
-from ..kms.authorize import base_context
+from ..auth.identity import base_context, user_id
 from . import sessions, trust
 
 ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
@@ -19,12 +19,6 @@ MAX_POLICY_CHARS = 2048  # inline and managed session policies together, as AWS 
 CHAINED_MAX_SECONDS = 3600
 CHAINED_TOO_LONG = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
 SESSION_CREDENTIALS = "Cannot call GetSessionToken with session credentials"
-
-
-def user_id(arn: str) -> str:
-    from ..http.sts import user_id as principal_id  # the ids GetCallerIdentity has always answered
-
-    return principal_id(arn)
 
 
 def get_caller_identity(svc, caller, request: dict) -> dict:

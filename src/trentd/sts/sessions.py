@@ -1,59 +1,28 @@
-"""Temporary credentials: issued by GetSessionToken and AssumeRole, checked on every call.
-
-A set is an access key id (``ASIA`` + 16), a secret access key and an opaque session token of
-384 random bits. The store keeps the token's SHA-256 only (a stolen database hands out no usable
-token) and the secret wrapped under the root key with the same AAD as long-term secrets, so
-``trentd root-key rotate`` rewraps both. Expiry is read through the service clock, so tests move
-it with ``POST /_trentd/clock``; every node sees the same rows, so credentials issued by one
-node work on all of them.
+"""Temporary credentials: issued by GetSessionToken and AssumeRole (the session record and its
+lookup live in auth/sessions.py; auth/temporary.py checks them on every call). Expiry is read
+through the service clock, so tests move it with ``POST /_trentd/clock``; every node sees the
+same rows, so credentials issued by one node work on all of them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import string
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..auth import policy as policy_language
 from ..auth import principals
+from ..auth.sessions import ACCESS_KEY_PREFIX, ASSUMED_ROLE, SESSION_TOKEN, Session, token_hash
 from ..store.sessions import SessionRecord
 
-ACCESS_KEY_PREFIX = "ASIA"
+__all__ = ["ASSUMED_ROLE", "SESSION_TOKEN", "Session", "assumed_role_arn", "issue", "iso_time", "sweep_expired"]
+
 TOKEN_BYTES = 48  # 384 bits of randomness
-ASSUMED_ROLE = "AssumedRole"
-SESSION_TOKEN = "SessionToken"
 # Expired rows are kept a day so that a late caller is told "expired", not "invalid".
 SWEEP_GRACE_SECONDS = 86400.0
 SWEEP_EVERY_SECONDS = 60.0
 _ALNUM = string.ascii_uppercase + string.digits
-
-
-@dataclass(frozen=True)
-class Session:
-    """What a request signed with temporary credentials carries (``Caller.session``)."""
-
-    access_key_id: str
-    kind: str  # ASSUMED_ROLE or SESSION_TOKEN
-    account: str
-    principal_arn: str  # the role, or the user of a GetSessionToken session
-    session_arn: str  # arn:aws:sts::A:assumed-role/ROLE/SESSION, or the user's ARN
-    session_name: str | None
-    created: float
-    expires: float
-    policies: tuple = ()  # compiled session policies (identity-policy grammar)
-    tags: dict = field(default_factory=dict)
-
-    @property
-    def is_role(self) -> bool:
-        return self.kind == ASSUMED_ROLE
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_access_key_id() -> str:
@@ -82,18 +51,6 @@ def issue(tx, root_key, *, now: float, duration: int, kind: str, account: str, p
         policies=json.dumps(policies) if policies else None, tags=json.dumps(tags) if tags else None,
         created=now, expires=expires))
     return {"AccessKeyId": access_key_id, "SecretAccessKey": secret, "SessionToken": token, "Expiration": expires}
-
-
-def load(record: SessionRecord, root_key) -> tuple[Session, str]:
-    """The session a stored row describes, and its unwrapped secret."""
-    documents = json.loads(record.policies) if record.policies else []
-    session = Session(
-        access_key_id=record.access_key_id, kind=record.kind, account=record.account,
-        principal_arn=record.principal_arn, session_arn=record.session_arn, session_name=record.session_name,
-        created=record.created, expires=record.expires,
-        policies=tuple(policy_language.compile_cached(d, resource_policy=False) for d in documents),
-        tags=json.loads(record.tags) if record.tags else {})
-    return session, principals.unwrap_secret(root_key, record.access_key_id, record.wrapped_secret)
 
 
 def iso_time(epoch: float) -> str:

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from ..auth import policy as policy_language
 from ..errors import AWSError
-from ..kms.authorize import session_result
+from ..auth.identity import session_result
 
 ROOT_REFUSED = "Roles may not be assumed by root accounts."
 
