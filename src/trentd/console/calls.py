@@ -1,33 +1,28 @@
-"""The console's only way to KMS: the same handlers, validation and audit as the API.
+"""The console's only way to KMS: the request pipeline's ``call`` (trentd/pipeline/core.py).
 
 A console action is a KMS request made on behalf of the signed-in principal: the request is
 built in its wire form (blobs in base64) and parsed by the botocore model exactly as an API body
-is, the Caller is the one the API would build for that principal, the handler runs on the app's
-thread pool, and the audit event is recorded (fail-closed) before the page is answered. The
+is, the Caller is the one the API would build for that principal, the handler runs as an API
+call's does, and the audit event is recorded (fail-closed) before the page is answered. The
 answer comes back in its wire form too (blobs base64, times as epoch seconds), so pages show
 exactly what an SDK would see. Only the userAgent (``trentd-console``) tells the events apart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-import orjson
-
 from ..audit import AuditUnavailable, Exchange
 from ..audit.redact import HIDDEN
 from ..auth.identity import Caller
-from ..auth.invocation import Invocation
 from ..errors import AWSError, internal
-from ..kms import api
+from ..pipeline.core import AUDIT_UNAVAILABLE
 from .session import Session
 from .web import Request
 
 USER_AGENT = "trentd-console"
-AUDIT_UNAVAILABLE = "An internal error occurred: the request could not be recorded in the audit log."
 
 
 def status_of(err: AWSError) -> int:
@@ -43,7 +38,7 @@ def describe(err: AWSError) -> str:
 
 class KmsBridge:
     def __init__(self, app):
-        self.app = app  # the TrentApp: service, executor, audit log, model, error mapping
+        self.app = app  # the TrentApp: its request pipeline and audit log
 
     def caller(self, request: Request, session: Session, request_id: str) -> Caller:
         """The Caller the API builds for this principal (http/app.py, auth/authenticator.py)."""
@@ -60,32 +55,9 @@ class KmsBridge:
     async def call(self, request: Request, session: Session, name: str, params: dict | None = None) -> dict:
         """Run the KMS operation ``name`` as the session's principal; its answer in wire form, or
         the AWSError the API would have answered with."""
-        app = self.app
         exchange = self.exchange(request, session.region)
-        exchange.caller = caller = self.caller(request, session, exchange.request_id)
-        out: dict = {}
-        try:
-            operation = app.kms_model.operation(name)
-            row = api.OPERATIONS[name]
-            exchange.audit = row.audit
-            exchange.operation = name
-            parsed = exchange.request = operation.parse(orjson.dumps(params or {}))
-            call = exchange.invocation = Invocation(caller, name, parsed)
-            result = exchange.result = await asyncio.get_running_loop().run_in_executor(
-                app.executor, api.run, row.handler, row.cached, app.service, call, parsed)
-            out = orjson.loads(operation.serialize(result))
-        except Exception as exc:  # the API's mapping: an AWS-shaped error, never a traceback
-            exchange.error = app._as_aws_error(exc, exchange.request_id)
-        await self.record(exchange)
-        if exchange.error is not None:
-            raise exchange.error
-        return out
-
-    async def record(self, exchange: Exchange) -> None:
-        try:
-            await self.app.audit.record(exchange)
-        except AuditUnavailable:
-            raise internal(AUDIT_UNAVAILABLE) from None
+        caller = self.caller(request, session, exchange.request_id)
+        return await self.app.pipeline.call(caller, "kms", name, params, exchange)
 
     async def record_console_event(self, request: Request, name: str, *, source: str = "signin.amazonaws.com",
                                    session: Session | None = None, access_key_id: str = "", region: str,
