@@ -41,7 +41,7 @@ class KmsBridge:
         self.app = app  # the TrentApp: its request pipeline and audit log
 
     def caller(self, request: Request, session: Session, request_id: str) -> Caller:
-        """The Caller the API builds for this principal (http/app.py, auth/authenticator.py)."""
+        """The Caller the API builds for this principal (auth/authenticator.py)."""
         return Caller(account=session.account, region=session.region, principal_arn=session.principal_arn,
                       access_key_id=session.access_key_id, request_id=request_id, source_ip=request.client_ip,
                       user_agent=USER_AGENT, secure=request.secure)

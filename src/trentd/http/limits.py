@@ -54,7 +54,7 @@ PROTOCOL = "trentd.http.limits:GuardedHttpToolsProtocol"
 @dataclass(frozen=True)
 class Limits:
     header_timeout: float = 10.0  # seconds for the request line and headers
-    body_timeout: float = 10.0  # seconds for the body (enforced in http/app.py)
+    body_timeout: float = 10.0  # seconds for the body (enforced in pipeline/asgi.py)
     max_head_bytes: int = 16 * 1024  # request line and header fields, as sent
     max_headers: int = 100
 
