@@ -93,8 +93,8 @@ class Pipeline:
     async def serve(self, scope, receive, send, loop: asyncio.AbstractEventLoop) -> None:
         request_id = event_id()  # a version 4 UUID without uuid4()'s syscall per request
         headers = sigv4.normalize_headers(scope["headers"])
-        service = UNSCOPED_FORM if query.is_form(headers) else UNSCOPED  # until the scope is known
-        exchange = Exchange(request_id, time.time(), scope, headers, service=service.name,
+        service: ApiService | None = None  # until the credential scope names it
+        exchange = Exchange(request_id, time.time(), scope, headers, service=UNSCOPED.name,
                             default_region=self.settings.region)
         close, err = False, None
         try:
@@ -111,6 +111,9 @@ class Pipeline:
         except ConnectionError:
             return
         except Exception as exc:  # every failure becomes an AWS-shaped answer, never a traceback
+            if service is None:  # no scope (yet): a form-encoded body is a Query caller expecting XML
+                service = UNSCOPED_FORM if query.is_form(headers) else UNSCOPED
+                exchange.service = service.name
             err = exchange.error = as_aws_error(exc, request_id)
             close = isinstance(err, CLOSE_AFTER)
             status, out, _ = service.codec.error(err, request_id)
