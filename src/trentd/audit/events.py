@@ -145,8 +145,8 @@ def response_elements(operation: str, result: dict | None, hasher: Hasher | None
 @dataclass
 class Exchange:
     """What the request pipeline learned about one request; filled as the request progresses, by
-    the pipeline only (trentd/pipeline/core.py; the console's own sign-in events aside), read by
-    the audit event, the metrics (http/observe.py) and the access log (http/access.py)."""
+    the pipeline only (trentd/pipeline/core.py), read by the audit event, the metrics
+    (http/observe.py) and the access log (http/access.py)."""
 
     request_id: str
     received: float | datetime  # when the request arrived (wall clock, POSIX seconds or aware datetime)

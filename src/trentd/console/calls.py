@@ -14,11 +14,10 @@ import uuid
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from ..audit import AuditUnavailable, Exchange
+from ..audit import Exchange
 from ..audit.redact import HIDDEN
 from ..auth.identity import Caller
-from ..errors import AWSError, internal
-from ..pipeline.core import AUDIT_UNAVAILABLE
+from ..errors import AWSError
 from .session import Session
 from .web import Request
 
@@ -66,23 +65,19 @@ class KmsBridge:
         AWS console's own (sign-in: eventSource signin.amazonaws.com, eventType AwsConsoleSignIn;
         reading the trail: cloudtrail.amazonaws.com LookupEvents), in the same hash chain."""
         exchange = self.exchange(request, region)
-        exchange.operation = name
-        exchange.error = error
+        caller, cred = None, None
         if session is not None:
-            exchange.caller = self.caller(request, session, exchange.request_id)
+            caller = self.caller(request, session, exchange.request_id)
         else:  # not signed in: only the access key id the person typed is known
-            exchange.cred = SimpleNamespace(access_key_id=access_key_id, region=region)
-        audit = self.app.audit
-        event = audit.event(exchange)
-        event.update(eventSource=source, readOnly=name == "LookupEvents")
-        if event["userIdentity"].get("accessKeyId") == HIDDEN:  # a secret typed as the key id: as
-            event["userIdentity"]["userName"] = HIDDEN  # AWS shows a mistyped user name at sign-in
-        if source == "signin.amazonaws.com":
-            event.update(eventType="AwsConsoleSignIn", responseElements={name: "Failure" if failure else "Success"})
-        if failure:
-            event["errorMessage"] = failure
-        try:
-            await audit.sink.record(event)
-        except AuditUnavailable:
-            if not audit.fail_open:
-                raise internal(AUDIT_UNAVAILABLE) from None
+            cred = SimpleNamespace(access_key_id=access_key_id, region=region)
+
+        def shape(event: dict) -> None:
+            event.update(eventSource=source, readOnly=name == "LookupEvents")
+            if event["userIdentity"].get("accessKeyId") == HIDDEN:  # a secret typed as the key id: as
+                event["userIdentity"]["userName"] = HIDDEN  # AWS shows a mistyped user name at sign-in
+            if source == "signin.amazonaws.com":
+                event.update(eventType="AwsConsoleSignIn", responseElements={name: "Failure" if failure else "Success"})
+            if failure:
+                event["errorMessage"] = failure
+
+        await self.app.pipeline.record_event(exchange, name, caller=caller, cred=cred, error=error, shape=shape)

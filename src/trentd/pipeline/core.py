@@ -9,8 +9,9 @@ Every failure becomes an AWS-shaped answer in the service's codec (``as_aws_erro
 
 ``call`` is the same run for a caller already authenticated (the console's session), and
 ``control`` serves trentd's own signed requests (the test clock): both share the error mapping
-and the audit record. The ``Exchange`` the audit event, metrics and access log are built from is
-written here only.
+and the audit record; ``record_event`` records an action that is no API call (the console's
+sign-in). The ``Exchange`` the audit event, metrics and access log are built from is written
+here only.
 """
 
 from __future__ import annotations
@@ -210,6 +211,24 @@ class Pipeline:
         if exchange.error is not None:
             raise exchange.error
         return out
+
+    async def record_event(self, exchange: Exchange, name: str, *, caller: Caller | None = None, cred=None,
+                           error: AWSError | None = None, shape: Callable[[dict], None] | None = None) -> None:
+        """The audit event of an action that is no API call (the console's sign-in and sign-out,
+        its reading of the trail), in the same hash chain: ``shape(event)`` words it as
+        CloudTrail records that action; ``cred``: what is known of a caller not authenticated."""
+        exchange.operation = name
+        exchange.error = error
+        exchange.caller = caller
+        exchange.cred = cred
+        event = self.audit.event(exchange)
+        if shape is not None:
+            shape(event)
+        try:
+            await self.audit.sink.record(event)
+        except AuditUnavailable:
+            if not self.audit.fail_open:
+                raise internal(AUDIT_UNAVAILABLE) from None
 
     # --- trentd's own signed requests: the test clock -------------------------------------------
     async def control(self, scope, receive, send, loop, control: Control) -> None:
