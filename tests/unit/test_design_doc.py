@@ -74,8 +74,9 @@ def graph():
 def test_the_layer_table_names_every_unit_once(graph):
     rows, _ = layer_table()
     units = {unit_of(module) for module in graph.modules}
-    assert set(rows) == units, ("units missing from the layer table of docs/design.md: "
-                                f"{sorted(units - set(rows))}; named but not units: {sorted(set(rows) - units)}")
+    assert set(rows) == units, (
+        f"units missing from the layer table of docs/design.md: {sorted(units - set(rows))}; named there but not "
+        f"units: {sorted(set(rows) - units)} (the layers: pytest -q -s tests/unit/test_import_structure.py)")
 
 
 def test_every_import_points_to_a_lower_row_of_the_layer_table(graph):
