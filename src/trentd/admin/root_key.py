@@ -21,7 +21,7 @@ A crash at any step leaves a store that the keys at hand still open; running the
 finishes the job (it stages yet another key and rewraps everything under it).
 
 Every place that stores a value wrapped under the root key must be listed below; a unit test
-(tests/unit/test_rotation_registry.py) fails when a new ``root_key.wrap`` call appears elsewhere.
+(tests/unit/test_rootkey.py) fails when a new ``root_key.wrap`` call appears elsewhere.
 """
 
 from __future__ import annotations

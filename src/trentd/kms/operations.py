@@ -198,5 +198,5 @@ context_keys.DEFAULTS.update({row.action: row.condition_defaults for row in OPER
 
 # Successful cryptographic operations record the key's last use (GetKeyLastUsage).
 lastusage.track(OPERATIONS)
-# Naming a predefined alias/aws/<service> creates its AWS managed key on first use (kms/managed.py).
+# Naming a predefined alias/aws/<service> creates its AWS managed key on first use (keydomain/managed.py).
 keys.create_managed_keys_on_first_use(OPERATIONS)

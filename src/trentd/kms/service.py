@@ -1,4 +1,6 @@
-"""The KMS service core: handler registration, key resolution and authorization, key-state rules.
+"""The KMS service core: handler registration, key resolution and authorization, key material.
+
+The key-state rules it applies live in the key domain (keydomain/states.py).
 
 Every operation is a plain function ``handler(svc, call, request) -> dict | None`` registered
 by name with ``@operation("Encrypt")`` in its family's module; kms/operations.py makes it a row

@@ -181,7 +181,7 @@ class AuditRender(ShapeWalker[Render]):
 class AuditView:
     """What one operation's audit event may show: ``request`` renders its whole input (None
     without an input shape); ``response[member]`` renders one top-level member of its answer
-    (the audit picks which: audit/events.py RESPONSE_MEMBERS)."""
+    (the operation's row picks which: ``AuditFacts.response_members``, kms/operations.py)."""
 
     __slots__ = ("request", "response")
 

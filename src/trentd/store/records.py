@@ -24,11 +24,11 @@ class KeyRecord:
     multi_region: bool
     policy: str
     current_material: str | None
-    key_manager: str = "CUSTOMER"  # or "AWS": an AWS managed key (kms/managed.py)
-    # Filled by the kms layer from side tables, never from the keys row (keyword-only, so the
-    # positional mapping of the keys columns is unaffected): the MultiRegionConfiguration of a
-    # multi-Region key (kms/multiregion.py) and the external key of a key in an external key
-    # store (kms/keystores.py).
+    key_manager: str = "CUSTOMER"  # or "AWS": an AWS managed key (keydomain/managed.py)
+    # Filled from side tables when a key is read, never from the keys row (keyword-only, so the
+    # positional mapping of the keys columns is unaffected), by the key loaders of kms/service.py
+    # (KEY_LOADERS): the MultiRegionConfiguration of a multi-Region key (keydomain/multiregion.py)
+    # and the external key of a key in an external key store (keydomain/external.py).
     multi_region_config: dict | None = field(default=None, kw_only=True, repr=False, compare=False)
     xks: object | None = field(default=None, kw_only=True, repr=False, compare=False)
 

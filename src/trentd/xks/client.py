@@ -5,8 +5,8 @@ GetKeyMetadata, Encrypt and Decrypt, as JSON POSTs over HTTPS, signed with SigV4
 Every failure becomes a :class:`ProxyError` whose ``kind`` says what went wrong — the network
 (``unreachable``), TLS (``tls``), time (``timeout``), a response that breaks the spec
 (``invalid_response``), an error the proxy named (``proxy``, with ``error_name``), or a health
-report with no usable key manager (``unavailable``). kms/keystores.py maps kinds to the KMS
-errors AWS answers for each operation.
+report with no usable key manager (``unavailable``). keydomain/external.py maps kinds to the KMS
+errors AWS answers for each operation (kms/keystores.py for the custom key store operations).
 
 Test and development only: ``resolve`` maps an endpoint's host name to a local ``HOST:PORT``
 (TLS still verifies the certificate against the endpoint's name), and ``ca_bundle`` trusts a
