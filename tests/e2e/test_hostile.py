@@ -24,7 +24,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from trentd.http.app import MAX_BODY
+from trentd.pipeline.asgi import MAX_BODY
 from trentd.testing.server import TrentdServer
 
 DEADLINE = 2.0  # --header-timeout and --body-timeout of the servers below

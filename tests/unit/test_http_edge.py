@@ -10,7 +10,8 @@ import time
 import pytest
 
 from trentd.crypto import entropy
-from trentd.http.limits import Deadlines, _OneWriteResponses
+from trentd.http.limits import _OneWriteResponses
+from trentd.pipeline.asgi import Deadlines
 
 
 # --- Deadlines ----------------------------------------------------------------------------------

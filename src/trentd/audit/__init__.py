@@ -1,7 +1,7 @@
 """Audit: one CloudTrail-shaped event per API request, hash-chained, written by group commit,
 fail-closed unless ``--audit-fail-open`` (docs/audit.md).
 
-``AuditLog`` is what the HTTP edge uses: ``await audit.record(exchange)`` builds the event and
+``AuditLog`` is what the request pipeline uses: ``await audit.record(exchange)`` builds the event and
 returns once the batch holding it is durable, or raises ``AuditUnavailable``.
 """
 

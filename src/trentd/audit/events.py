@@ -1,4 +1,4 @@
-"""One CloudTrail-shaped event per API request (KMS and STS), built from what the HTTP edge learned.
+"""One CloudTrail-shaped event per API request (KMS and STS), built from what the pipeline learned.
 
 Field names and shapes follow the CloudTrail records the KMS developer guide shows (ct-encrypt,
 ct-decrypt, ct-createkey…): ``requestParameters`` uses the lower-camel member names of the
@@ -10,7 +10,7 @@ management operations whose answer names what was created or changed.
 input shape is classified in exactly one of ``LOGGED``, ``HASHED`` and ``OMITTED`` (a member in
 none of them is omitted: default deny). The lists, and the renderers compiled from them with the
 same walk of the model as parsing and serialization, live in protocol/redaction.py; this module
-asks for an operation's (``load_service("kms").operation(op).audit``) and never reads the model.
+asks for an operation's (``load_service(service).operation(op).audit``) and never reads the model.
 """
 
 from __future__ import annotations
@@ -97,14 +97,14 @@ class Hasher:
 
 # --- renderers: compiled by protocol once per operation (protocol/redaction.py) ----------------
 @functools.cache
-def _request_renderer(operation: str) -> Render | None:
-    compiled = load_service("kms").operation(operation)
+def _request_renderer(service: str, operation: str) -> Render | None:
+    compiled = load_service(service).operation(operation)
     return compiled.audit.request if compiled is not None and compiled.audit is not None else None
 
 
 @functools.cache
-def _response_renderer(operation: str, names: tuple[str, ...]) -> tuple | None:
-    compiled = load_service("kms").operation(operation)
+def _response_renderer(service: str, operation: str, names: tuple[str, ...]) -> tuple | None:
+    compiled = load_service(service).operation(operation)
     if not names or compiled is None or compiled.audit is None:
         return None
     members = compiled.audit.response
@@ -112,11 +112,11 @@ def _response_renderer(operation: str, names: tuple[str, ...]) -> tuple | None:
 
 
 def request_parameters(operation: str, request: dict | None, hasher: Hasher | None,
-                       defaults: Mapping[str, object] | None = None) -> dict | None:
+                       defaults: Mapping[str, object] | None = None, service: str = "kms") -> dict | None:
     """``defaults``: the members CloudTrail always shows (AuditFacts.request_defaults)."""
     if request is None:
         return None
-    render = _request_renderer(operation)
+    render = _request_renderer(service, operation)
     if render is None:
         return None
     out = render({**defaults, **request} if defaults else request, hasher)
@@ -124,9 +124,9 @@ def request_parameters(operation: str, request: dict | None, hasher: Hasher | No
 
 
 def response_elements(operation: str, result: dict | None, hasher: Hasher | None, resources: list[str],
-                      members: tuple[str, ...] = ()) -> dict | None:
+                      members: tuple[str, ...] = (), service: str = "kms") -> dict | None:
     """``members``: the answer's members shown (AuditFacts.response_members)."""
-    fields = _response_renderer(operation, members)
+    fields = _response_renderer(service, operation, members)
     if not fields or not result:
         return None
     out: dict[str, Any] = {}
@@ -144,7 +144,9 @@ def response_elements(operation: str, result: dict | None, hasher: Hasher | None
 # --- the event ---------------------------------------------------------------------------------
 @dataclass
 class Exchange:
-    """What the HTTP edge learned about one request; filled as the request progresses."""
+    """What the request pipeline learned about one request; filled as the request progresses, by
+    the pipeline only (trentd/pipeline/core.py), read by the audit event, the metrics
+    (http/observe.py) and the access log (http/access.py)."""
 
     request_id: str
     received: float | datetime  # when the request arrived (wall clock, POSIX seconds or aware datetime)
@@ -155,7 +157,7 @@ class Exchange:
     body: bytes | None = None
     cred: Any = None  # sigv4.Credential once the Authorization header parsed
     caller: Any = None  # auth.identity.Caller once authenticated
-    audit: AuditFacts | None = None  # the operation's audit facts, from its row (KMS operations)
+    audit: AuditFacts | None = None  # the operation's audit facts, from its row
     invocation: Any = None  # auth.invocation.Invocation once the operation and request are known
     operation: str | None = None  # set once the operation is known to exist
     request: dict | None = None  # the validated request
@@ -259,7 +261,7 @@ def build_event(ex: Exchange, hasher: Hasher | None, dev: bool = False) -> dict:
         if created and created not in resources:
             resources.append(created)
     region = ex.cred.region if ex.cred is not None else ex.default_region
-    kms = ex.service == "kms"
+    modelled = ex.service != "trentd"  # trentd's own controls: their small request as built
     event: dict[str, Any] = {
         "eventVersion": EVENT_VERSION,
         "userIdentity": user_identity(caller, ex.cred, dev),
@@ -277,7 +279,8 @@ def build_event(ex: Exchange, hasher: Hasher | None, dev: bool = False) -> dict:
             event["errorMessage"] = message
     facts = ex.audit
     defaults = facts.request_defaults if facts is not None else None
-    event["requestParameters"] = request_parameters(name, ex.request, hasher, defaults) if kms else (ex.request or None)
+    event["requestParameters"] = (request_parameters(name, ex.request, hasher, defaults, ex.service) if modelled
+                                  else ex.request or None)
     event["responseElements"] = _response(ex, name, hasher, resources)
     material = {lower_camel(k): ex.result[k] for k in MATERIAL_IDS if ex.result and isinstance(ex.result.get(k), str)}
     if material or ex.extra:
@@ -304,11 +307,11 @@ def build_event(ex: Exchange, hasher: Hasher | None, dev: bool = False) -> dict:
 
 
 def _response(ex: Exchange, name: str, hasher: Hasher | None, resources: list[str]) -> dict | None:
-    """KMS: the selected members; trentd's own controls: their small answer as built (the clock's
-    offset); STS and failures: null."""
-    if ex.error is not None or ex.service == "sts":
+    """The members the operation's row selects (none for STS); trentd's own controls: their small
+    answer as built (the clock's offset); failures: null."""
+    if ex.error is not None:
         return None
     if ex.service == "trentd":
         return ex.result or None
     members = ex.audit.response_members if ex.audit is not None else ()
-    return response_elements(name, ex.result, hasher, resources, members)
+    return response_elements(name, ex.result, hasher, resources, members, ex.service)

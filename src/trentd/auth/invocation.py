@@ -1,10 +1,10 @@
 """One call of one operation: who calls (the ``Caller``), what is called, with which request.
 
-An ``Invocation`` is made once per request by the pipeline (http/app.py for the KMS API, the STS
-dispatch, the console's bridge) after the operation is known and the request validated. It holds
-the per-request facts the identity must not carry: the operation, the validated request (its
-grant tokens and the members condition keys read), and the ``resources`` the call touched (ARNs
-appended by key resolution, shown in the audit event). Handlers receive it as ``call``; the
+An ``Invocation`` is made once per request by the request pipeline (trentd/pipeline/core.py:
+the API's KMS and STS calls, the console's) after the operation is known and the request
+validated. It holds the per-request facts the identity must not carry: the operation, the
+validated request (its grant tokens and the members condition keys read), and the ``resources``
+the call touched (ARNs appended by key resolution, shown in the audit event). Handlers receive it as ``call``; the
 properties below hand them what they used to read from the caller, so ``call.account``,
 ``call.key_arn(id)`` and ``call.shown_arn`` read as before.
 """

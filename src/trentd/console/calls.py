@@ -1,33 +1,27 @@
-"""The console's only way to KMS: the same handlers, validation and audit as the API.
+"""The console's only way to KMS: the request pipeline's ``call`` (trentd/pipeline/core.py).
 
 A console action is a KMS request made on behalf of the signed-in principal: the request is
 built in its wire form (blobs in base64) and parsed by the botocore model exactly as an API body
-is, the Caller is the one the API would build for that principal, the handler runs on the app's
-thread pool, and the audit event is recorded (fail-closed) before the page is answered. The
+is, the Caller is the one the API would build for that principal, the handler runs as an API
+call's does, and the audit event is recorded (fail-closed) before the page is answered. The
 answer comes back in its wire form too (blobs base64, times as epoch seconds), so pages show
 exactly what an SDK would see. Only the userAgent (``trentd-console``) tells the events apart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-import orjson
-
-from ..audit import AuditUnavailable, Exchange
+from ..audit import Exchange
 from ..audit.redact import HIDDEN
 from ..auth.identity import Caller
-from ..auth.invocation import Invocation
-from ..errors import AWSError, internal
-from ..kms import api
+from ..errors import AWSError
 from .session import Session
 from .web import Request
 
 USER_AGENT = "trentd-console"
-AUDIT_UNAVAILABLE = "An internal error occurred: the request could not be recorded in the audit log."
 
 
 def status_of(err: AWSError) -> int:
@@ -43,10 +37,10 @@ def describe(err: AWSError) -> str:
 
 class KmsBridge:
     def __init__(self, app):
-        self.app = app  # the TrentApp: service, executor, audit log, model, error mapping
+        self.app = app  # the TrentApp: its request pipeline and audit log
 
     def caller(self, request: Request, session: Session, request_id: str) -> Caller:
-        """The Caller the API builds for this principal (http/app.py, auth/authenticator.py)."""
+        """The Caller the API builds for this principal (auth/authenticator.py)."""
         return Caller(account=session.account, region=session.region, principal_arn=session.principal_arn,
                       access_key_id=session.access_key_id, request_id=request_id, source_ip=request.client_ip,
                       user_agent=USER_AGENT, secure=request.secure)
@@ -60,32 +54,9 @@ class KmsBridge:
     async def call(self, request: Request, session: Session, name: str, params: dict | None = None) -> dict:
         """Run the KMS operation ``name`` as the session's principal; its answer in wire form, or
         the AWSError the API would have answered with."""
-        app = self.app
         exchange = self.exchange(request, session.region)
-        exchange.caller = caller = self.caller(request, session, exchange.request_id)
-        out: dict = {}
-        try:
-            operation = app.kms_model.operation(name)
-            row = api.OPERATIONS[name]
-            exchange.audit = row.audit
-            exchange.operation = name
-            parsed = exchange.request = operation.parse(orjson.dumps(params or {}))
-            call = exchange.invocation = Invocation(caller, name, parsed)
-            result = exchange.result = await asyncio.get_running_loop().run_in_executor(
-                app.executor, api.run, row.handler, row.cached, app.service, call, parsed)
-            out = orjson.loads(operation.serialize(result))
-        except Exception as exc:  # the API's mapping: an AWS-shaped error, never a traceback
-            exchange.error = app._as_aws_error(exc, exchange.request_id)
-        await self.record(exchange)
-        if exchange.error is not None:
-            raise exchange.error
-        return out
-
-    async def record(self, exchange: Exchange) -> None:
-        try:
-            await self.app.audit.record(exchange)
-        except AuditUnavailable:
-            raise internal(AUDIT_UNAVAILABLE) from None
+        caller = self.caller(request, session, exchange.request_id)
+        return await self.app.pipeline.call(caller, "kms", name, params, exchange)
 
     async def record_console_event(self, request: Request, name: str, *, source: str = "signin.amazonaws.com",
                                    session: Session | None = None, access_key_id: str = "", region: str,
@@ -94,23 +65,19 @@ class KmsBridge:
         AWS console's own (sign-in: eventSource signin.amazonaws.com, eventType AwsConsoleSignIn;
         reading the trail: cloudtrail.amazonaws.com LookupEvents), in the same hash chain."""
         exchange = self.exchange(request, region)
-        exchange.operation = name
-        exchange.error = error
+        caller, cred = None, None
         if session is not None:
-            exchange.caller = self.caller(request, session, exchange.request_id)
+            caller = self.caller(request, session, exchange.request_id)
         else:  # not signed in: only the access key id the person typed is known
-            exchange.cred = SimpleNamespace(access_key_id=access_key_id, region=region)
-        audit = self.app.audit
-        event = audit.event(exchange)
-        event.update(eventSource=source, readOnly=name == "LookupEvents")
-        if event["userIdentity"].get("accessKeyId") == HIDDEN:  # a secret typed as the key id: as
-            event["userIdentity"]["userName"] = HIDDEN  # AWS shows a mistyped user name at sign-in
-        if source == "signin.amazonaws.com":
-            event.update(eventType="AwsConsoleSignIn", responseElements={name: "Failure" if failure else "Success"})
-        if failure:
-            event["errorMessage"] = failure
-        try:
-            await audit.sink.record(event)
-        except AuditUnavailable:
-            if not audit.fail_open:
-                raise internal(AUDIT_UNAVAILABLE) from None
+            cred = SimpleNamespace(access_key_id=access_key_id, region=region)
+
+        def shape(event: dict) -> None:
+            event.update(eventSource=source, readOnly=name == "LookupEvents")
+            if event["userIdentity"].get("accessKeyId") == HIDDEN:  # a secret typed as the key id: as
+                event["userIdentity"]["userName"] = HIDDEN  # AWS shows a mistyped user name at sign-in
+            if source == "signin.amazonaws.com":
+                event.update(eventType="AwsConsoleSignIn", responseElements={name: "Failure" if failure else "Success"})
+            if failure:
+                event["errorMessage"] = failure
+
+        await self.app.pipeline.record_event(exchange, name, caller=caller, cred=cred, error=error, shape=shape)

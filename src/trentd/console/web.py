@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from ..http.limits import read_capped
+from ..pipeline.asgi import read_capped
 
 MAX_FORM_BYTES = 256 * 1024  # a 32 KB key policy, percent-encoded, fits with room to spare
 MAX_FORM_FIELDS = 200

@@ -25,8 +25,8 @@ And one change of cost, not of behaviour: a response leaves in one write (``_One
 uvicorn writes the status line and headers as soon as the app starts its answer and the body
 separately: two sends, and two TCP segments, per response.
 
-The body deadline and size cap are enforced by the application (http/app.py ``read_body``), which
-sees the body as it arrives; its deadline is a ``Deadlines`` sweep rather than a timer per request.
+The body deadline and size cap are enforced by the application (pipeline/asgi.py ``read_body``),
+which sees the body as it arrives; its deadline is a ``Deadlines`` sweep rather than a timer per request.
 Workers are separate processes started by uvicorn: the limits reach them through the environment
 (``export``/``current``), the protocol through its import string.
 """
@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .. import metrics
+from ..pipeline.asgi import sweep_interval
 
 ENV = "TRENTD_HTTP_LIMITS"
 LINGER_SECONDS = 5.0  # how long the unread rest of an answered request is still read and dropped
@@ -53,7 +54,7 @@ PROTOCOL = "trentd.http.limits:GuardedHttpToolsProtocol"
 @dataclass(frozen=True)
 class Limits:
     header_timeout: float = 10.0  # seconds for the request line and headers
-    body_timeout: float = 10.0  # seconds for the body (enforced in http/app.py)
+    body_timeout: float = 10.0  # seconds for the body (enforced in pipeline/asgi.py)
     max_head_bytes: int = 16 * 1024  # request line and header fields, as sent
     max_headers: int = 100
 
@@ -126,10 +127,6 @@ _SWEPT: dict[int, asyncio.TimerHandle] = {}  # id(server's connection set) -> it
 _IDLE_ORDER = itertools.count()
 
 
-def _sweep_interval(timeout: float) -> float:
-    return min(1.0, max(0.05, timeout / 4))
-
-
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline and header size limits.
 
@@ -171,7 +168,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if since is not None and since < cutoff:
                 conn._head_timed_out()
         if connections:
-            _SWEPT[id(connections)] = self.loop.call_later(_sweep_interval(timeout), self._sweep)
+            _SWEPT[id(connections)] = self.loop.call_later(sweep_interval(timeout), self._sweep)
         else:  # nothing to watch: the next connection starts the sweeper again
             _SWEPT.pop(id(connections), None)
 
@@ -345,77 +342,3 @@ class _OneWriteResponses:
 
     def __getattr__(self, name: str):
         return getattr(self._transport, name)
-
-
-class Deadlines:
-    """Deadlines on awaits, without a timer per await: each waiting task is noted with its
-    deadline, and one sweep per event loop, every ``min(1 s, timeout/4)`` while any task waits,
-    cancels the late ones, whose ``within`` then raises TimeoutError. (``asyncio.timeout`` arms
-    and cancels a timer per request, a few percent of the cost of a small API call.)"""
-
-    def __init__(self):
-        self._waiting: dict[asyncio.Task, float] = {}  # task -> loop time of its deadline
-        self._expired: set[asyncio.Task] = set()
-        self._sweep_handle: asyncio.TimerHandle | None = None
-        self._loop = None  # the loop the sweep runs on
-        self._interval = 1.0
-
-    async def within(self, awaitable, timeout: float, loop=None):
-        """Await ``awaitable``; TimeoutError if it takes more than about ``timeout`` seconds.
-        ``loop``: the running loop, when the caller has it (on Python 3.11 every lookup of the
-        running loop costs a getpid() system call)."""
-        loop = loop or asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
-        assert task is not None  # within() is awaited, so from a task
-        self._waiting[task] = loop.time() + timeout
-        if self._sweep_handle is None or loop is not self._loop or _sweep_interval(timeout) < self._interval:
-            self._schedule(loop, _sweep_interval(timeout))
-        try:
-            return await awaitable
-        except asyncio.CancelledError:
-            if task not in self._expired:
-                raise
-            task.uncancel()
-            raise TimeoutError from None
-        finally:
-            # The task is deregistered as soon as it resumes, so a sweep can only cancel it while
-            # it is suspended in the await above.
-            self._waiting.pop(task, None)
-            self._expired.discard(task)
-
-    def _schedule(self, loop, interval: float) -> None:
-        if self._sweep_handle is not None and self._loop is loop:
-            self._sweep_handle.cancel()
-        if loop is not self._loop:  # a new loop (tests run several): what waited on the old one is gone
-            self._waiting = {task: when for task, when in self._waiting.items() if task.get_loop() is loop}
-            self._loop = loop
-        self._interval = interval
-        self._sweep_handle = loop.call_later(interval, self._sweep, loop)
-
-    def _sweep(self, loop) -> None:
-        self._sweep_handle = None
-        now = loop.time()
-        for task, deadline in list(self._waiting.items()):
-            if deadline <= now:
-                del self._waiting[task]
-                self._expired.add(task)
-                task.cancel()
-        if self._waiting:
-            self._schedule(loop, self._interval)
-
-
-async def read_capped(receive, limit: int, too_large) -> bytes:
-    """An ASGI request body of at most ``limit`` bytes; ``too_large()`` is raised past it (a
-    chunked body is cut off at the cap). A client gone away raises ConnectionError."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large()
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)

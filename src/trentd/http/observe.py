@@ -9,10 +9,11 @@ trentd made up without declaring it, counted as ``other`` rather than trusted as
 
 from __future__ import annotations
 
+from ..pipeline.services import SERVICES as API_SERVICES
 from ..protocol.codec import Codec
 from ..protocol.model import load_service
 
-SERVICES = ("kms", "sts")
+SERVICES = tuple(API_SERVICES)
 # AWS's common errors (not in the services' models) that the edge answers with: JSON services'
 # spelling, then the Query (STS) spelling.
 COMMON_ERRORS = frozenset({

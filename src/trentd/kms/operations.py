@@ -13,8 +13,8 @@ A row joins three sources, once, when this module is imported:
   not, the answer's members shown, the request members always shown with their default).
 
 Adding an operation: one handler with ``@operation`` in its family module, and one line in
-``DECIDED`` (``_()`` when trentd decides nothing special). The HTTP edge, the console and the
-tests read only this table; nothing about an operation is worked out per request.
+``DECIDED`` (``_()`` when trentd decides nothing special). The request pipeline (trentd/pipeline)
+and the tests read only this table; nothing about an operation is worked out per request.
 """
 
 from __future__ import annotations

@@ -11,11 +11,24 @@ from trentd.protocol.validate import Check
 class Codec(Protocol):
     protocol: str  # the name a model's metadata.protocol gives it
     content_type: bytes  # of answers and errors
+    # locate() leaves the body undecoded: Operation.read parses the body (else it checks the
+    # fields locate() decoded)
+    locates_body: bool
 
     def __init__(self, service: str, metadata: dict, shapes: dict) -> None: ...
 
     def parse(self, body: bytes) -> dict:
         """The body decoded (a JSON object, or form fields), not yet checked against any shape."""
+        ...
+
+    def locate(self, headers: dict, body: bytes) -> tuple[str, Any]:
+        """The operation a request names ("" when it names none) and its body decoded as far as
+        naming it needed (JSON 1.1: the ``X-Amz-Target`` header, the body untouched; Query: the
+        form's ``Action`` field, the form's fields): what ``Operation.read`` takes."""
+        ...
+
+    def unknown_operation(self, name: str, located: Any) -> AWSError:
+        """The error for a name the model does not know, in this protocol's words."""
         ...
 
     def request_checker(self, input_shape: str | None, check: Check | None) -> Callable[[dict], dict]:

@@ -96,6 +96,7 @@ class Json11:
 
     protocol = "json"
     content_type = CONTENT_TYPE
+    locates_body = True
 
     def __init__(self, service: str, metadata: dict, shapes: dict):
         self.service = service
@@ -107,10 +108,15 @@ class Json11:
         """The body as a JSON object (not yet checked against any shape)."""
         return loads_object(body)
 
-    def operation_name(self, target: str) -> str:
-        """The operation an ``X-Amz-Target`` header names, "" when it names another service."""
-        prefix, _, name = target.partition(".")
-        return name if prefix == self.target_prefix else ""
+    def locate(self, headers: dict, body: bytes) -> tuple[str, bytes]:
+        """The operation the ``X-Amz-Target`` header names ("" when it names another service),
+        and the body, not read yet: ``Operation.read`` parses it."""
+        prefix, _, name = headers.get("x-amz-target", "").partition(".")
+        return (name if prefix == self.target_prefix else ""), body
+
+    @staticmethod
+    def unknown_operation(name: str, located: Any) -> AWSError:
+        return AWSError("UnknownOperationException", f"Unknown operation {name or '(none)'}.")
 
     def request_checker(self, input_shape: str | None, check: Check | None) -> Callable[[dict], dict]:
         """A parsed body -> the validated request (raises ``ValidationException``)."""

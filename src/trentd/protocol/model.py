@@ -63,10 +63,11 @@ class Operation:
     codec decoded, ``serialize`` a handler's result, and what its audit event shows (``audit``)."""
 
     __slots__ = ("name", "input_shape", "output_shape", "errors", "input_members", "cross_account_documented",
-                 "parse", "request", "serialize", "audit")
+                 "parse", "request", "read", "serialize", "audit")
 
     parse: Callable[[Any], dict]
     request: Callable[[dict], dict]
+    read: Callable[[Any], dict]
     serialize: Callable[..., bytes]
 
     def __init__(self, name: str, spec: dict, codec: Codec, inputs: InputCompiler, audit: AuditCompiler | None):
@@ -83,6 +84,8 @@ class Operation:
         self.parse = codec.body_parser(self.input_shape, check)
         #: what ``codec.parse(body)`` decoded -> the validated request
         self.request = codec.request_checker(self.input_shape, check)
+        #: what ``codec.locate`` returned with the operation's name -> the validated request
+        self.read = self.parse if codec.locates_body else self.request
         #: ``serialize(result, request_id="") -> bytes``
         self.serialize = codec.serializer(name, spec)
         #: the audit's renderers (protocol/redaction.py); None for a service without redaction rules

@@ -176,6 +176,7 @@ class Query:
 
     protocol = "query"
     content_type = CONTENT_TYPE
+    locates_body = False
     request_type = FORM_TYPE
 
     def __init__(self, service: str, metadata: dict, shapes: dict):
@@ -188,8 +189,16 @@ class Query:
     parse = staticmethod(parse_form)
 
     @staticmethod
-    def operation_name(fields: dict[str, str]) -> str:
-        return fields.get("Action") or ""
+    def locate(headers: dict, body: bytes) -> tuple[str, dict[str, str]]:
+        """The operation the form's ``Action`` field names, and the form's fields (what
+        ``Operation.read`` checks); ``MalformedQueryString`` when the body is no form."""
+        fields = parse_form(body)
+        return fields.get("Action") or "", fields
+
+    @staticmethod
+    def unknown_operation(name: str, located: dict[str, str]) -> AWSError:
+        version = located.get("Version", "NO_VERSION_SPECIFIED")
+        return AWSError("InvalidAction", f"Could not find operation {name} for version {version}")
 
     def request_checker(self, input_shape: str | None, check: Check | None) -> Callable[[dict], dict]:
         """Form fields -> the validated request (raises ``ValidationError``)."""

@@ -1,13 +1,20 @@
 """The STS operations trentd answers: GetCallerIdentity, GetSessionToken and AssumeRole.
 
-Each is ``handler(svc, caller, request) -> result`` like a KMS operation; the request arrives
-parsed and validated from botocore's STS model and the result is serialized from it (query.py).
+Each is ``handler(svc, call, request) -> result`` like a KMS operation, with a row in
+``OPERATIONS`` of the same shape as the KMS table's (kms/operations.py): the request pipeline
+(trentd/pipeline) finds the operation from the form's ``Action``, parses and validates the
+request from botocore's STS model, runs the handler on the thread pool (AssumeRole and
+GetSessionToken write to the store) and serializes the answer (protocol/query.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
 
+from ..audit.events import AuditFacts
 from ..auth import policy as policy_language
 from ..errors import AWSError
 from ..auth.identity import base_context, user_id
@@ -131,8 +138,30 @@ def _packed_percent(documents: list[str], tags: dict) -> int:
     return min(100, -(-100 * size // MAX_POLICY_CHARS))
 
 
-OPERATIONS = {
-    "GetCallerIdentity": get_caller_identity,
-    "GetSessionToken": get_session_token,
-    "AssumeRole": assume_role,
+@dataclass(frozen=True)
+class OperationRow:
+    """One STS operation, in the shape the request pipeline reads of a KMS row: never tried on
+    the event loop, no cached state (so no retry with fresh reads), what its audit event shows
+    (requestParameters: the members protocol/redaction.py lets it show; responseElements: null)."""
+
+    name: str
+    handler: Callable
+    audit: AuditFacts
+    inline: bool = False
+    cached: bool = False
+
+    @property
+    def action(self) -> str:
+        return f"sts:{self.name}"
+
+
+def _row(name: str, handler: Callable, read_only: bool) -> OperationRow:
+    return OperationRow(name, handler, AuditFacts(read_only=read_only, request_defaults=MappingProxyType({})))
+
+
+# readOnly as trentd's events have always shown it: the Get… calls.
+OPERATIONS: dict[str, OperationRow] = {
+    "GetCallerIdentity": _row("GetCallerIdentity", get_caller_identity, read_only=True),
+    "GetSessionToken": _row("GetSessionToken", get_session_token, read_only=True),
+    "AssumeRole": _row("AssumeRole", assume_role, read_only=False),
 }
