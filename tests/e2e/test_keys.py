@@ -217,6 +217,47 @@ def test_list_keys_bad_marker(kms, key_id, marker):
     assert fails(kms.list_keys, Marker=marker) == ("InvalidMarkerException", "Invalid marker")
 
 
+# --- the key states an operation accepts: a column of the operation table ---------------------
+# Calls on one key, by operation (boto3 method, members besides KeyId), each harmless when accepted.
+_ON_A_KEY = {
+    "Encrypt": ("encrypt", {"Plaintext": b"x"}),
+    "GenerateDataKey": ("generate_data_key", {"KeySpec": "AES_256"}),
+    "DescribeKey": ("describe_key", {}),
+    "GetKeyPolicy": ("get_key_policy", {"PolicyName": "default"}),
+    "ListResourceTags": ("list_resource_tags", {}),
+    "TagResource": ("tag_resource", {"Tags": [{"TagKey": "k", "TagValue": "v"}]}),
+    "UpdateKeyDescription": ("update_key_description", {"Description": "d"}),
+    "GetKeyRotationStatus": ("get_key_rotation_status", {}),
+    "DisableKey": ("disable_key", {}),
+}
+
+
+@pytest.mark.parametrize("state", ["Disabled", "PendingDeletion"])
+def test_the_rows_key_state_rule_is_what_answers(kms, account, key_id, state):
+    from trentd.kms.api import OPERATIONS
+
+    arn = key_arn(account, key_id)
+    if state == "Disabled":
+        kms.disable_key(KeyId=key_id)
+    else:
+        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    refused = set()
+    for name, (method, kwargs) in _ON_A_KEY.items():
+        rule = OPERATIONS[name].key_states
+        if rule.accepts(state):
+            getattr(kms, method)(KeyId=key_id, **kwargs)
+        else:
+            refusal = rule.refused[state]
+            assert fails(getattr(kms, method), KeyId=key_id, **kwargs) == (
+                refusal.code, refusal.message.format(arn=arn, origin="AWS_KMS")), name
+            refused.add(name)
+    if state == "Disabled":  # Encrypt refuses a disabled key, DescribeKey and TagResource accept it
+        assert refused == {"Encrypt", "GenerateDataKey"}
+    else:
+        assert refused == {"Encrypt", "GenerateDataKey", "TagResource", "UpdateKeyDescription", "DisableKey"}
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == state
+
+
 # --- Enable, disable, describe ----------------------------------------------------------------
 def test_disable_enable_and_update_description(kms, account, key_id):
     arn = key_arn(account, key_id)

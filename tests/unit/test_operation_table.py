@@ -93,3 +93,68 @@ def test_audit_column_read_only_and_members_shown_exist_in_the_model():
             assert row.audit.read_only and not row.audit.response_members, name
     assert OPERATIONS["CreateGrant"].audit.response_members == ("GrantId", "GrantToken")
     assert OPERATIONS["Decrypt"].audit.request_defaults == {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
+
+
+# --- the key states each operation accepts (kms-api.md §3.4, "Per-operation outcome") ----------
+def _key(state: str, origin: str = "AWS_KMS"):
+    from trentd.store.records import KeyRecord
+
+    return KeyRecord("111122223333", "us-east-1", "1234abcd-12ab-34cd-56ef-1234567890ab", 1.0, "", "SYMMETRIC_DEFAULT",
+                     "ENCRYPT_DECRYPT", origin, state, None, False, "{}", None)
+
+
+def _answer(rule, state: str, origin: str = "AWS_KMS") -> tuple[str, str] | None:
+    from trentd.errors import AWSError
+
+    try:
+        rule.check(_key(state, origin))
+    except AWSError as err:
+        return err.code, err.message
+    return None
+
+
+def test_every_row_names_a_key_state_rule_and_the_service_reads_the_same():
+    from trentd.keydomain.states import RULES
+    from trentd.kms.service import KEY_STATES
+
+    for name, row in OPERATIONS.items():
+        assert RULES[row.key_states.name] is row.key_states, name
+    assert KEY_STATES == {name: row.key_states for name, row in OPERATIONS.items()}
+
+
+def test_cryptographic_operations_need_an_enabled_key_and_reads_accept_any_state():
+    from trentd.keydomain.states import ANY, USABLE
+
+    usable = {name for name, row in OPERATIONS.items() if row.key_states is USABLE}
+    tracked = {name for name, row in OPERATIONS.items() if row.tracked}
+    assert usable == tracked | {"GetPublicKey", "CreateGrant", "EnableKeyRotation", "DisableKeyRotation",
+                                "RotateKeyOnDemand"}
+    reads = {name for name in OPERATIONS if name.startswith(("Describe", "List"))}
+    reads |= {"GetKeyPolicy", "GetKeyLastUsage", "PutKeyPolicy", "DeleteAlias", "RetireGrant", "RevokeGrant"}
+    assert all(OPERATIONS[name].key_states is ANY for name in reads), reads
+    # operations that name no key have nothing to check
+    assert all(row.key_states is ANY for row in OPERATIONS.values() if row.cross_account is CrossAccount.NO_KEY)
+
+
+def test_the_rules_answer_with_aws_errors_and_messages():
+    from trentd.keydomain.states import STATES
+
+    arn = _key("Enabled").arn
+    encrypt, tag = OPERATIONS["Encrypt"].key_states, OPERATIONS["TagResource"].key_states
+    assert _answer(encrypt, "Enabled") is None
+    assert _answer(encrypt, "Disabled") == ("DisabledException", f"{arn} is disabled.")
+    assert _answer(encrypt, "PendingDeletion") == ("KMSInvalidStateException", f"{arn} is pending deletion.")
+    assert _answer(encrypt, "PendingReplicaDeletion") == ("KMSInvalidStateException", f"{arn} is pending deletion.")
+    assert _answer(encrypt, "PendingImport") == ("KMSInvalidStateException", f"{arn} is pending import.")
+    assert _answer(encrypt, "Unavailable") == ("KMSInvalidStateException", f"{arn} is unavailable.")
+    assert [s for s in STATES if _answer(tag, s)] == ["PendingDeletion", "PendingReplicaDeletion"]
+    assert _answer(OPERATIONS["EnableKey"].key_states, "PendingImport") == (
+        "KMSInvalidStateException", f"{arn} is pending import.")
+    assert _answer(OPERATIONS["DisableKey"].key_states, "Disabled") is None
+    cancel = OPERATIONS["CancelKeyDeletion"].key_states
+    assert [s for s in STATES if not _answer(cancel, s)] == ["PendingDeletion", "PendingReplicaDeletion"]
+    assert _answer(cancel, "Enabled") == ("KMSInvalidStateException", f"{arn} is not pending deletion.")
+    assert _answer(OPERATIONS["GetKeyRotationStatus"].key_states, "PendingImport", "EXTERNAL") == (
+        "UnsupportedOperationException", f"{arn} origin is EXTERNAL which is not valid for this operation.")
+    assert _answer(OPERATIONS["GetKeyRotationStatus"].key_states, "PendingDeletion") is None
+    assert all(_answer(OPERATIONS["DescribeKey"].key_states, s) is None for s in STATES)

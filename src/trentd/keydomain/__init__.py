@@ -4,7 +4,8 @@ The KMS API families (kms/keys.py, kms/imports.py, kms/multiregion.py, kms/rotat
 kms/keystores.py, the cryptographic operations, …) hold the handlers; the rules they share about a
 key live here, so that no family imports another:
 
-- ``states``: key states, and AWS's wording when a state refuses an operation.
+- ``states``: key states, the named rules of which states an operation accepts (a column of the
+  operation table), and AWS's wording when a state refuses an operation.
 - ``materials``: key material versions: first, rotated, imported, expiring.
 - ``multiregion``: multi-Region keys: primary and replicas, MultiRegionConfiguration, deletion.
 - ``external``: keys in an external key store: their binding, and their cryptography through the

@@ -13,7 +13,6 @@ from ..errors import AWSError, not_found, validation
 from ..store.records import AliasRecord
 from ..store.errors import Duplicate
 from ..keydomain import managed
-from ..keydomain.states import require_not_pending_deletion
 from .paging import decode_marker, page
 from .service import operation
 
@@ -37,7 +36,6 @@ def _check_name(svc, caller, name: str) -> None:
 
 def _target(svc, tx, caller, target_key_id: str):
     key = svc.resolve(tx, caller, target_key_id)
-    require_not_pending_deletion(key)
     if tx.count_aliases(key.account, key.region, key.key_id) >= MAX_ALIASES_PER_KEY:
         raise AWSError("LimitExceededException",
                        f"Cannot exceed the limit of {MAX_ALIASES_PER_KEY} aliases for key {key.arn}.")

@@ -12,7 +12,7 @@ from ..crypto import asymmetric, specs
 from ..errors import AWSError, validation
 from ..keydomain.cipher import SYMMETRIC, reject_recipient, seal, with_material_id
 from ..keydomain.materials import is_symmetric
-from ..keydomain.states import require_usable, require_usage
+from ..keydomain.states import require_usage
 from .paging import dry_run
 from .service import operation
 
@@ -28,7 +28,6 @@ def _data_key_length(req: dict) -> int:
 def _wrapping_key(svc, tx, caller, req, operation_name: str):
     """The KMS key that encrypts a data key must be a symmetric encryption key."""
     key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
-    require_usable(key)
     # Usage first ("key usage is SIGN_VERIFY which is not valid for …", as Encrypt says), then spec.
     require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
     if not is_symmetric(key):

@@ -17,7 +17,7 @@ from ..inline import offload_point
 from ..keydomain import external
 from ..keydomain.cipher import SYMMETRIC, reject_recipient, seal, with_material_id
 from ..keydomain.materials import is_symmetric
-from ..keydomain.states import require_algorithm, require_usable, require_usage
+from ..keydomain.states import require_algorithm, require_usage
 from ..store.records import KeyRecord
 from .paging import dry_run
 from .service import Service, operation
@@ -31,10 +31,15 @@ UNKNOWN_KEY_MESSAGE = (
 _KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
-def _check_encrypt_key(svc: Service, key: KeyRecord, algorithm: str, operation_name: str) -> None:
-    require_usable(key)
+def _check_encryption_use(key: KeyRecord, algorithm: str, operation_name: str) -> None:
     require_usage(key, specs.ENCRYPT_DECRYPT, operation_name)
     require_algorithm(key, algorithm)
+
+
+def _check_encrypt_key(svc: Service, caller, key: KeyRecord, algorithm: str, operation_name: str) -> None:
+    """For a key resolved with ``check_state=False``: its state (the row's rule), usage and algorithm."""
+    svc.check_key_state(caller, key)
+    _check_encryption_use(key, algorithm, operation_name)
 
 
 def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, named: KeyRecord | None,
@@ -43,7 +48,7 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
     # A named key that cannot decrypt (HMAC, signing) still goes through the header: AWS checks the
     # key against the ciphertext (IncorrectKeyException) before the key's usage.
     if named is not None and named.key_usage == specs.ENCRYPT_DECRYPT and not is_symmetric(named):
-        _check_encrypt_key(svc, named, algorithm, operation_name)
+        _check_encrypt_key(svc, caller, named, algorithm, operation_name)
         if context:
             raise validation("EncryptionContext is not supported with asymmetric KMS keys.")
         material = svc.current_material(tx, named)
@@ -71,7 +76,7 @@ def open_blob(svc: Service, tx, caller, blob: bytes, context, algorithm: str, na
     if named is not None and (named.account, named.key_id) != (key.account, key.key_id):
         raise AWSError("IncorrectKeyException",
                        "The key ID in the request does not identify a CMK that can perform this operation.")
-    _check_encrypt_key(svc, key, algorithm, operation_name)
+    _check_encrypt_key(svc, caller, key, algorithm, operation_name)
     if (xks_blob is not None) != (key.origin == external.ORIGIN):
         # A v1 blob never names a key in an external key store (that would skip the external key).
         raise invalid_ciphertext()
@@ -93,7 +98,7 @@ def encrypt(svc, caller, req):
     algorithm = req.get("EncryptionAlgorithm", SYMMETRIC)
     with svc.hot_reads() as tx:
         key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
-        _check_encrypt_key(svc, key, algorithm, "Encrypt")
+        _check_encryption_use(key, algorithm, "Encrypt")
         blob, _ = seal(svc, tx, key, req["Plaintext"], req.get("EncryptionContext"), algorithm, caller=caller)
         dry_run(req)  # after seal's own checks too (context on an asymmetric key, RSA size limit)
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
@@ -108,11 +113,12 @@ def decrypt(svc, caller, req):
     reject_recipient(req)
     algorithm = req.get("EncryptionAlgorithm", SYMMETRIC)
     with svc.hot_reads() as tx:
-        named = svc.resolve(tx, caller, req["KeyId"], aliases=True) if "KeyId" in req else None
+        # The key's state is checked where AWS does: on the ciphertext's key (open_blob).
+        named = svc.resolve(tx, caller, req["KeyId"], aliases=True, check_state=False) if "KeyId" in req else None
         if _ignoring_ciphertext(req):
             if named is None:
                 raise validation("KeyId is required when DryRunModifiers contains IGNORE_CIPHERTEXT.")
-            _check_encrypt_key(svc, named, algorithm, "Decrypt")
+            _check_encrypt_key(svc, caller, named, algorithm, "Decrypt")
             dry_run(req)
         if "CiphertextBlob" not in req:
             raise validation("1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
@@ -131,18 +137,21 @@ def re_encrypt(svc, caller, req):
     with svc.hot_reads() as tx:
         named = None
         if "SourceKeyId" in req:
-            named = svc.resolve(tx, caller, req["SourceKeyId"], aliases=True, action="kms:ReEncryptFrom")
-        destination = svc.resolve(tx, caller, req["DestinationKeyId"], aliases=True, action="kms:ReEncryptTo")
+            named = svc.resolve(tx, caller, req["SourceKeyId"], aliases=True, action="kms:ReEncryptFrom",
+                                check_state=False)
+        # Both keys' states are checked where AWS does: the source's on opening the ciphertext.
+        destination = svc.resolve(tx, caller, req["DestinationKeyId"], aliases=True, action="kms:ReEncryptTo",
+                                  check_state=False)
         if _ignoring_ciphertext(req):
             if named is None:
                 raise validation("SourceKeyId is required when DryRunModifiers contains IGNORE_CIPHERTEXT.")
-            _check_encrypt_key(svc, named, source_algorithm, "ReEncrypt")
-            _check_encrypt_key(svc, destination, destination_algorithm, "ReEncrypt")
+            _check_encrypt_key(svc, caller, named, source_algorithm, "ReEncrypt")
+            _check_encrypt_key(svc, caller, destination, destination_algorithm, "ReEncrypt")
             dry_run(req)
         source, plaintext, source_material = open_blob(
             svc, tx, caller, req["CiphertextBlob"], req.get("SourceEncryptionContext"), source_algorithm, named,
             "ReEncrypt")
-        _check_encrypt_key(svc, destination, destination_algorithm, "ReEncrypt")
+        _check_encrypt_key(svc, caller, destination, destination_algorithm, "ReEncrypt")
         blob, destination_material = seal(
             svc, tx, destination, plaintext, req.get("DestinationEncryptionContext"), destination_algorithm,
             caller=caller)

@@ -14,7 +14,6 @@ import secrets
 from ..crypto import specs
 from ..errors import AWSError, validation
 from ..store.grants import GrantRecord
-from ..keydomain.states import require_usable
 from .grant_rules import make_token, token_grant_id
 from .paging import decode_marker, dry_run, page
 from .service import operation
@@ -49,7 +48,6 @@ def _grant_id(value: str) -> str:
 
 
 def _check_new_grant(svc, tx, caller, key, req) -> None:
-    require_usable(key)
     not_grantable = [op for op in req["Operations"] if op not in _grantable(key)]
     if not req["Operations"] or not_grantable:
         raise validation(f"Grant operations {', '.join(not_grantable) or '(none)'} are not valid for a key with "

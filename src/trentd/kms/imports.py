@@ -28,7 +28,6 @@ from ..crypto import asymmetric, imports
 from ..errors import AWSError, invalid_ciphertext, invalid_state, not_found, validation
 from ..keydomain.materials import EXPIRES, complete, forget, is_symmetric, material_id_for, record_import, remove
 from ..keydomain.multiregion import shared_material
-from ..keydomain.states import require_not_pending_deletion
 from ..store.rootkey import RootKeyError, aad_for
 from .service import operation
 
@@ -47,11 +46,11 @@ _WRAPPING_SPECS = tuple(imports.WRAPPING_KEY_BITS)
 
 # --- shared rules --------------------------------------------------------------------------
 def _external_key(svc, tx, caller, key_id: str):
-    key = svc.resolve(tx, caller, key_id)
+    key = svc.resolve(tx, caller, key_id, check_state=False)
     if key.origin != "EXTERNAL":
         raise AWSError("UnsupportedOperationException",
                        f"{key.arn} origin is {key.origin} which is not valid for this operation.")
-    require_not_pending_deletion(key)
+    svc.check_key_state(caller, key)  # after the origin, as AWS does
     return key
 
 
@@ -157,7 +156,7 @@ def import_key_material(svc, caller, req):
         if not fresh:  # deleted while the material was being unwrapped
             raise not_found(f"Key '{arn}' does not exist")
         key.key_state, key.current_material = fresh
-        require_not_pending_deletion(key)
+        svc.check_key_state(caller, key)  # again: its deletion may have been scheduled meanwhile
         _apply_import(svc, tx, key, material, material_id, model, valid_to, req)
     out = {"KeyId": key.arn}
     if symmetric:

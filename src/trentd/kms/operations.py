@@ -6,15 +6,19 @@ A row joins three sources, once, when this module is imported:
 - what AWS states in botocore's model of the operation: whether it may act on another
   account's key (``cross_account``, from the reference's "Cross-account use" line and the
   members that name a key) and whether it takes ``DryRun``;
-- what trentd decides, written below in ``DECIDED``: run on the event loop first (``inline``),
+- what trentd decides, written below in ``DECIDED``: the key states it accepts and AWS's answer
+  to the others (``key_states``, a rule of keydomain/states.py, from AWS's key-state table;
+  Service.resolve applies it right after authorization, or the handler calls
+  Service.check_key_state where AWS checks later), run on the event loop first (``inline``),
   read keys, aliases and grants through the cache (``cached``), record the key's last use
   (``tracked``, GetKeyLastUsage), the defaults of request condition keys a policy sees when the
   request omits the parameter, and what its CloudTrail event shows (``audit``: read-only or
   not, the answer's members shown, the request members always shown with their default).
 
 Adding an operation: one handler with ``@operation`` in its family module, and one line in
-``DECIDED`` (``_()`` when trentd decides nothing special). The request pipeline (trentd/pipeline)
-and the tests read only this table; nothing about an operation is worked out per request.
+``DECIDED`` naming the key states it accepts (``_(ANY)`` when trentd decides nothing else). The
+request pipeline (trentd/pipeline) and the tests read only this table; nothing about an
+operation is worked out per request.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ..audit.events import AuditFacts
+from ..keydomain.states import (ANY, NOT_PENDING, NOT_PENDING_DELETION, NOT_PENDING_IMPORT, PENDING_DELETION_ONLY,
+                                USABLE, KeyStateRule)
 from ..protocol.model import load_service
 from . import agreement, aliases, datakeys, encryption, grants, keys, mac, policies, signing, tags  # noqa: F401
 from . import imports, keystores, lastusage, multiregion, rotation  # noqa: F401
@@ -57,6 +63,7 @@ def cross_account_use(model_operation) -> CrossAccount:
 class Decided:
     """The facts trentd decides about an operation."""
 
+    key_states: KeyStateRule  # the key states it accepts, AWS's answer to the others (keydomain/states.py)
     inline: bool = False  # first tried on the event loop (trentd/inline.py); implies cached
     cached: bool = False  # reads keys through the cache: one retry with fresh reads (kms/api.py run)
     tracked: bool = False  # a success records the key's last use (kms/lastusage.py)
@@ -68,83 +75,97 @@ class Decided:
 
 
 _ = Decided
-INLINE = Decided(inline=True, cached=True, tracked=True, crypto=True)  # cheap cryptography on a cached key
-CACHED = Decided(cached=True, tracked=True, crypto=True)  # cryptography on a cached key, always on the pool
-TRACKED = Decided(tracked=True, crypto=True)  # cryptography that reads the store itself
+
+
+def inline(states: KeyStateRule) -> Decided:
+    """Cheap cryptography on a cached key."""
+    return Decided(states, inline=True, cached=True, tracked=True, crypto=True)
+
+
+def cached(states: KeyStateRule) -> Decided:
+    """Cryptography on a cached key, always on the pool."""
+    return Decided(states, cached=True, tracked=True, crypto=True)
+
+
+def tracked(states: KeyStateRule) -> Decided:
+    """Cryptography that reads the store itself."""
+    return Decided(states, tracked=True, crypto=True)
+
+
 RAW_MESSAGE = {"kms:messagetype": "RAW"}
 SYMMETRIC = {"EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
 # fmt: off
 DECIDED: dict[str, Decided] = {
     # cryptographic operations
-    "Encrypt":   Decided(inline=True, cached=True, tracked=True, crypto=True, audit_defaults=SYMMETRIC),
-    "Decrypt":   Decided(inline=True, cached=True, tracked=True, crypto=True, audit_defaults=SYMMETRIC),
-    "ReEncrypt": Decided(inline=True, cached=True, tracked=True, crypto=True, audit_defaults={
+    "Encrypt":   _(USABLE, inline=True, cached=True, tracked=True, crypto=True, audit_defaults=SYMMETRIC),
+    "Decrypt":   _(USABLE, inline=True, cached=True, tracked=True, crypto=True, audit_defaults=SYMMETRIC),
+    "ReEncrypt": _(USABLE, inline=True, cached=True, tracked=True, crypto=True, audit_defaults={
         "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT", "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
-    "GenerateDataKey":                     INLINE,
-    "GenerateDataKeyWithoutPlaintext":     INLINE,
-    "GenerateDataKeyPair":                 CACHED,
-    "GenerateDataKeyPairWithoutPlaintext": CACHED,
-    "GenerateMac":                         INLINE,
-    "VerifyMac":                           INLINE,
-    "Sign":   Decided(inline=True, cached=True, tracked=True, crypto=True, condition_defaults=RAW_MESSAGE),
-    "Verify": Decided(inline=True, cached=True, tracked=True, crypto=True, condition_defaults=RAW_MESSAGE),
-    "DeriveSharedSecret":                  TRACKED,
-    "Encapsulate":                         TRACKED,
-    "Decapsulate":                         TRACKED,
-    "GenerateRandom":                      _(crypto=True),
+    "GenerateDataKey":                     inline(USABLE),
+    "GenerateDataKeyWithoutPlaintext":     inline(USABLE),
+    "GenerateDataKeyPair":                 cached(USABLE),
+    "GenerateDataKeyPairWithoutPlaintext": cached(USABLE),
+    "GenerateMac":                         inline(USABLE),
+    "VerifyMac":                           inline(USABLE),
+    "Sign":   _(USABLE, inline=True, cached=True, tracked=True, crypto=True, condition_defaults=RAW_MESSAGE),
+    "Verify": _(USABLE, inline=True, cached=True, tracked=True, crypto=True, condition_defaults=RAW_MESSAGE),
+    "DeriveSharedSecret":                  tracked(USABLE),
+    "Encapsulate":                         tracked(USABLE),
+    "Decapsulate":                         tracked(USABLE),
+    "GenerateRandom":                      _(ANY, crypto=True),
     # keys
-    "CreateKey": _(shown=("KeyMetadata",), condition_defaults={
+    "CreateKey": _(ANY, shown=("KeyMetadata",), condition_defaults={
         "kms:bypasspolicylockoutsafetycheck": False, "kms:keyspec": "SYMMETRIC_DEFAULT",
         "kms:keyusage": "ENCRYPT_DECRYPT", "kms:keyorigin": "AWS_KMS", "kms:multiregion": False}),
-    "DescribeKey":                         _(),
-    "ListKeys":                            _(),
-    "EnableKey":                           _(),
-    "DisableKey":                          _(),
-    "UpdateKeyDescription":                _(),
-    "ScheduleKeyDeletion": _(shown=("KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"),
+    "DescribeKey":                         _(ANY),
+    "ListKeys":                            _(ANY),
+    "EnableKey":                           _(NOT_PENDING),
+    "DisableKey":                          _(NOT_PENDING),
+    "UpdateKeyDescription":                _(NOT_PENDING_DELETION),
+    "ScheduleKeyDeletion": _(NOT_PENDING_DELETION, shown=("KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"),
                              condition_defaults={"kms:schedulekeydeletionpendingwindowindays": 30}),
-    "CancelKeyDeletion":                   _(shown=("KeyId",)),
-    "GetPublicKey":                        _(),
-    "GetKeyLastUsage":                     _(),
+    "CancelKeyDeletion":                   _(PENDING_DELETION_ONLY, shown=("KeyId",)),
+    "GetPublicKey":                        _(USABLE),
+    "GetKeyLastUsage":                     _(ANY),
     # policies and tags
-    "PutKeyPolicy": _(condition_defaults={"kms:bypasspolicylockoutsafetycheck": False}),
-    "GetKeyPolicy":                        _(),
-    "ListKeyPolicies":                     _(),
-    "TagResource":                         _(),
-    "UntagResource":                       _(),
-    "ListResourceTags":                    _(),
-    # aliases
-    "CreateAlias":                         _(),
-    "UpdateAlias":                         _(),
-    "DeleteAlias":                         _(),
-    "ListAliases":                         _(),
+    "PutKeyPolicy": _(ANY, condition_defaults={"kms:bypasspolicylockoutsafetycheck": False}),
+    "GetKeyPolicy":                        _(ANY),
+    "ListKeyPolicies":                     _(ANY),
+    "TagResource":                         _(NOT_PENDING_DELETION),
+    "UntagResource":                       _(NOT_PENDING_DELETION),
+    "ListResourceTags":                    _(ANY),
+    # aliases (the states of the target key)
+    "CreateAlias":                         _(NOT_PENDING_DELETION),
+    "UpdateAlias":                         _(NOT_PENDING_DELETION),
+    "DeleteAlias":                         _(ANY),
+    "ListAliases":                         _(ANY),
     # grants
-    "CreateGrant":                         _(shown=("GrantId", "GrantToken")),
-    "ListGrants":                          _(),
-    "ListRetirableGrants":                 _(),
-    "RetireGrant":                         _(),
-    "RevokeGrant":                         _(),
+    "CreateGrant":                         _(USABLE, shown=("GrantId", "GrantToken")),
+    "ListGrants":                          _(ANY),
+    "ListRetirableGrants":                 _(ANY),
+    "RetireGrant":                         _(ANY),
+    "RevokeGrant":                         _(ANY),
     # rotation
-    "EnableKeyRotation":                   _(),
-    "DisableKeyRotation":                  _(),
-    "GetKeyRotationStatus":                _(),
-    "RotateKeyOnDemand":                   _(shown=("KeyId",)),
-    "ListKeyRotations":                    _(),
+    "EnableKeyRotation":                   _(USABLE),
+    "DisableKeyRotation":                  _(USABLE),
+    "GetKeyRotationStatus":                _(NOT_PENDING_IMPORT),
+    "RotateKeyOnDemand":                   _(USABLE, shown=("KeyId",)),
+    "ListKeyRotations":                    _(ANY),
     # imported key material
-    "GetParametersForImport":              _(),
-    "ImportKeyMaterial":                   _(shown=("KeyId", "KeyMaterialId")),
-    "DeleteImportedKeyMaterial":           _(shown=("KeyId", "KeyMaterialId")),
-    # multi-Region keys
-    "ReplicateKey":                        _(shown=("ReplicaKeyMetadata",)),
-    "UpdatePrimaryRegion":                 _(),
+    "GetParametersForImport":              _(NOT_PENDING_DELETION),
+    "ImportKeyMaterial":                   _(NOT_PENDING_DELETION, shown=("KeyId", "KeyMaterialId")),
+    "DeleteImportedKeyMaterial":           _(ANY, shown=("KeyId", "KeyMaterialId")),
+    # multi-Region keys (UpdatePrimaryRegion: the primary and the replica)
+    "ReplicateKey":                        _(NOT_PENDING_DELETION, shown=("ReplicaKeyMetadata",)),
+    "UpdatePrimaryRegion":                 _(NOT_PENDING_DELETION),
     # custom key stores
-    "CreateCustomKeyStore":                _(shown=("CustomKeyStoreId",)),
-    "DescribeCustomKeyStores":             _(),
-    "UpdateCustomKeyStore":                _(),
-    "DeleteCustomKeyStore":                _(),
-    "ConnectCustomKeyStore":               _(),
-    "DisconnectCustomKeyStore":            _(),
+    "CreateCustomKeyStore":                _(ANY, shown=("CustomKeyStoreId",)),
+    "DescribeCustomKeyStores":             _(ANY),
+    "UpdateCustomKeyStore":                _(ANY),
+    "DeleteCustomKeyStore":                _(ANY),
+    "ConnectCustomKeyStore":               _(ANY),
+    "DisconnectCustomKeyStore":            _(ANY),
 }
 # fmt: on
 
@@ -158,6 +179,7 @@ class OperationRow:
     family: str  # the handler's module under kms/
     cross_account: CrossAccount  # the model
     dry_run: bool  # the model: the request has a DryRun member
+    key_states: KeyStateRule  # the key states it accepts (applied by Service.resolve or check_key_state)
     inline: bool
     cached: bool
     tracked: bool
@@ -177,6 +199,7 @@ def _row(name: str, handler: Callable) -> OperationRow:
     return OperationRow(
         name=name, handler=handler, family=handler.__module__.rsplit(".", 1)[-1],
         cross_account=cross_account_use(model), dry_run="DryRun" in model.input_members,
+        key_states=decided.key_states,
         inline=decided.inline, cached=decided.cached or decided.inline, tracked=decided.tracked,
         condition_defaults=MappingProxyType(dict(decided.condition_defaults)),
         audit=AuditFacts(read_only=decided.crypto or name.startswith(READ_PREFIXES),
@@ -191,8 +214,10 @@ if set(service.HANDLERS) != set(DECIDED):  # a handler without a row, or a row w
 OPERATIONS: dict[str, OperationRow] = {name: _row(name, service.HANDLERS[name]) for name in DECIDED}
 
 # What lower layers read of the table, by name: whether an ARN may name another account's key
-# (Service.resolve) and the condition-key defaults (context_keys.condition_context).
+# (Service.resolve), the key states the operation accepts (Service.check_key_state) and the
+# condition-key defaults (context_keys.condition_context).
 service.CROSS_ACCOUNT.update(name for name, row in OPERATIONS.items() if row.cross_account is CrossAccount.YES)
+service.KEY_STATES.update({name: row.key_states for name, row in OPERATIONS.items()})
 context_keys.DEFAULTS.update({row.action: row.condition_defaults for row in OPERATIONS.values()
                               if row.condition_defaults})
 

@@ -28,7 +28,7 @@ from ..crypto import specs
 from ..errors import AWSError, invalid_state
 from ..keydomain.materials import AUTOMATIC, ON_DEMAND, ensure_first_version, record_rotation
 from ..keydomain.multiregion import require_primary, rotation_region
-from ..keydomain.states import PENDING_DELETION, require_usable
+from ..keydomain.states import PENDING_DELETION
 from ..store.lifecycle import MaterialVersion, RotationRecord
 from .paging import decode_marker, page
 from .service import operation
@@ -59,8 +59,9 @@ def origin_not_valid(key) -> AWSError:
 
 def _locked_key(svc, tx, caller, req):
     """Resolve, then lock the key row and take its fresh state and material (a background
-    rotation may have committed between the read and the lock)."""
-    key = svc.resolve(tx, caller, req["KeyId"])
+    rotation may have committed between the read and the lock). The caller checks the fresh
+    state (Service.check_key_state) where AWS does."""
+    key = svc.resolve(tx, caller, req["KeyId"], check_state=False)
     fresh = tx.lock_key_row(key.account, key.region, key.key_id)
     if fresh is not None:
         key.key_state, key.current_material = fresh
@@ -79,7 +80,7 @@ def _automatic_rotation_key(svc, tx, caller, req):
     require_primary(key)  # multi-Region keys: rotation is set on the primary only
     if key.origin != "AWS_KMS":
         raise origin_not_valid(key)
-    require_usable(key)  # Disabled → DisabledException; pending deletion → KMSInvalidStateException
+    svc.check_key_state(caller, key)  # after the key type and origin checks, as AWS does
     return key
 
 
@@ -115,10 +116,11 @@ def disable_key_rotation(svc, caller, req):
 @operation("GetKeyRotationStatus")
 def get_key_rotation_status(svc, caller, req):
     with svc.store.read() as tx:
-        key = svc.resolve(tx, caller, req["KeyId"])
+        key = svc.resolve(tx, caller, req["KeyId"], check_state=False)
         require_rotatable(key)
-        if key.origin not in ROTATING_ORIGINS or (key.origin == "EXTERNAL" and key.key_state == "PendingImport"):
+        if key.origin not in ROTATING_ORIGINS:
             raise origin_not_valid(key)
+        svc.check_key_state(caller, key)  # an EXTERNAL key waiting for its material: as an origin that cannot rotate
         # A multi-Region replica shares its primary's rotation (kept on the primary's row).
         rotation = tx.get_rotation(key.account, rotation_region(key), key.key_id)
     out = {"KeyId": key.arn, "KeyRotationEnabled": False}
@@ -158,7 +160,7 @@ def rotate_due_keys(svc, batch: int = 100) -> int:
 def rotate_key_on_demand(svc, caller, req):
     with svc.store.write() as tx:
         key = _locked_key(svc, tx, caller, req)
-        require_usable(key)  # AWS checks the key's state first, even for a spec that cannot rotate
+        svc.check_key_state(caller, key)  # AWS checks the key's state first, even for a spec that cannot rotate
         require_rotatable(key)
         require_primary(key)
         if key.origin not in ROTATING_ORIGINS:

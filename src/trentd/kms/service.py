@@ -1,6 +1,7 @@
 """The KMS service core: handler registration, key resolution and authorization, key material.
 
-The key-state rules it applies live in the key domain (keydomain/states.py).
+The key-state rules it applies live in the key domain (keydomain/states.py); which rule an
+operation follows is a column of the operation table (``key_states``).
 
 Every operation is a plain function ``handler(svc, call, request) -> dict | None`` registered
 by name with ``@operation("Encrypt")`` in its family's module; kms/operations.py makes it a row
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from ..auth.invocation import Invocation
 from ..errors import AWSError, not_found
 from ..keydomain import managed
-from ..keydomain.states import require_algorithm, require_usable, require_usage
+from ..keydomain.states import KeyStateRule, require_algorithm, require_usage
 from ..store.records import KeyRecord, key_arn
 from ..store.changes import ChangeFeed
 from ..store.reset import empty_kms_state
@@ -37,6 +38,8 @@ from .usage import UsageTracker
 HANDLERS: dict[str, Callable] = {}
 # Operations that may act on another account's key named by ARN (filled from the table).
 CROSS_ACCOUNT: set[str] = set()
+# The key states each operation accepts, by operation name (filled from the table's key_states column).
+KEY_STATES: dict[str, KeyStateRule] = {}
 # Functions ``load(svc, tx, key)`` that complete a key read by live_key() from side tables: its
 # MultiRegionConfiguration (kms/multiregion.py) and its external key store (kms/keystores.py,
 # which also shows a key of a disconnected store as Unavailable). Each returns at once for keys
@@ -129,17 +132,26 @@ class Service:
 
     # --- key identifiers ------------------------------------------------------------------
     def resolve(self, tx, caller: Invocation, key_id: str, *, aliases: bool = False, action: str | None = None,
-                authorize: bool = True) -> KeyRecord:
-        """Find the key a KeyId names, with AWS's error for each kind of miss, and check that the
-        caller may perform ``action`` (default: the operation called) on it.
+                authorize: bool = True, check_state: bool = True) -> KeyRecord:
+        """Find the key a KeyId names, with AWS's error for each kind of miss, check that the
+        caller may perform ``action`` (default: the operation called) on it, then that the
+        operation accepts the key's state (the row's ``key_states``), in AWS's order.
 
         ``aliases``: whether this operation accepts alias names and alias ARNs (only the
-        cryptographic operations, DescribeKey and GetPublicKey do)."""
+        cryptographic operations, DescribeKey and GetPublicKey do). ``check_state=False``: the
+        handler applies the same check itself later (``check_key_state``), where AWS does."""
         key = self._find(tx, caller, key_id, aliases)
         caller.resources.append(key.arn)
         if authorize:
             self.authorize(tx, caller, key, action or caller.action)
+        if check_state:
+            self.check_key_state(caller, key)
         return key
+
+    @staticmethod
+    def check_key_state(caller: Invocation, key: KeyRecord) -> None:
+        """Refuse a key whose state the operation called does not accept, with AWS's error."""
+        KEY_STATES[caller.operation].check(key)
 
     def authorize(self, tx, caller: Invocation, key: KeyRecord, action: str) -> None:
         # Grant tokens are checked wherever a key is authorized, so also for a Decrypt whose key
@@ -239,7 +251,6 @@ class Service:
         """Resolve a key for a cryptographic operation and check, in AWS's order, permission,
         its state, its usage and the requested algorithm."""
         key = self.resolve(tx, caller, key_id, aliases=True, action=action)
-        require_usable(key)
         require_usage(key, usage, operation_name)
         if algorithm is not None:
             require_algorithm(key, algorithm)

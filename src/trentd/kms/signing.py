@@ -9,7 +9,6 @@ from __future__ import annotations
 from ..crypto import asymmetric, specs
 from ..errors import AWSError
 from ..inline import offload_point
-from ..keydomain.states import require_usable
 from .paging import dry_run
 from .service import operation
 
@@ -54,7 +53,6 @@ def verify(svc, caller, req):
 def get_public_key(svc, caller, req):
     with svc.store.read() as tx:
         key = svc.resolve(tx, caller, req["KeyId"], aliases=True)
-        require_usable(key)
         spec = specs.KEY_SPECS[key.key_spec]
         if spec.family in ("symmetric", "hmac"):
             raise AWSError("UnsupportedOperationException",

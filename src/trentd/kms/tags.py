@@ -4,7 +4,6 @@ ReplicateKey share are keydomain/tags.py)."""
 from __future__ import annotations
 
 from ..errors import AWSError
-from ..keydomain.states import require_not_pending_deletion
 from ..keydomain.tags import MAX_TAGS, check_new_tags, reserved
 from .paging import decode_marker, page
 from .service import operation
@@ -14,7 +13,6 @@ def tag_resource(svc, caller, req):
     new = check_new_tags(req["Tags"])
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        require_not_pending_deletion(key)
         if len(tx.get_tags(key).keys() | new.keys()) > MAX_TAGS:
             raise AWSError("TagException", "Too many tags")
         for tag_key, tag_value in new.items():
@@ -28,7 +26,6 @@ def untag_resource(svc, caller, req):
         raise AWSError("TagException", "Tags beginning with aws: are reserved")
     with svc.store.write() as tx:
         key = svc.resolve(tx, caller, req["KeyId"])
-        require_not_pending_deletion(key)
         for tag_key in req["TagKeys"]:
             tx.delete_tag(key, tag_key)
     return None
