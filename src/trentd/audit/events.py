@@ -39,6 +39,7 @@ from ..protocol.redaction import (  # noqa: F401 (LOGGED, OMITTED, OUTPUT_OMITTE
     Render,
     iso_time,
     lower_camel,
+    render_members,
 )
 from . import redact
 
@@ -129,13 +130,7 @@ def response_elements(operation: str, result: dict | None, hasher: Hasher | None
     fields = _response_renderer(service, operation, members)
     if not fields or not result:
         return None
-    out: dict[str, Any] = {}
-    for member, name, render in fields:
-        value = result.get(member)
-        if value is not None:
-            rendered = render(value, hasher)
-            if rendered is not SKIP:
-                out[name] = rendered
+    out = render_members(fields, result, hasher)
     if operation == "CreateGrant" and resources:
         out["keyId"] = resources[0]  # CloudTrail adds the key ARN though the answer has none
     return out or None

@@ -113,6 +113,18 @@ def hashed(value, hasher: Hash | None):
     return hasher(value) if isinstance(value, str) else SKIP
 
 
+def render_members(members: tuple, value: dict, hasher: Hash | None) -> dict:
+    """The members ``(name, shown name, render)`` of a structure that are present and shown."""
+    out = {}
+    for member, shown, render in members:
+        v = value.get(member)
+        if v is not None:
+            r = render(v, hasher)
+            if r is not SKIP:
+                out[shown] = r
+    return out
+
+
 def _never(value, hasher) -> Any:
     return SKIP  # never a blob, whatever list it is on
 
@@ -146,16 +158,7 @@ class AuditRender(ShapeWalker[Render]):
         members = tuple(fields)
 
         def structure(value, hasher):
-            if type(value) is not dict:
-                return SKIP
-            out = {}
-            for member, cname, render in members:
-                v = value.get(member)
-                if v is not None:
-                    r = render(v, hasher)
-                    if r is not SKIP:
-                        out[cname] = r
-            return out
+            return render_members(members, value, hasher) if type(value) is dict else SKIP
 
         return structure
 

@@ -11,12 +11,13 @@ walkers once per operation at start; a request only calls the closures.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class ShapeWalker(Generic[T]):
+class ShapeWalker(ABC, Generic[T]):
     """Compiles shapes by kind (``structure``, ``list``, ``map``, anything else a ``leaf``) and
     caches the result per shape name; subclasses say what a compiled shape is."""
 
@@ -54,15 +55,15 @@ class ShapeWalker(Generic[T]):
         return forward  # type: ignore[return-value]
 
     # what each kind compiles to
-    def compile_structure(self, name: str, shape: dict) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def compile_structure(self, name: str, shape: dict) -> T: ...
 
-    def compile_list(self, name: str, shape: dict) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def compile_list(self, name: str, shape: dict) -> T: ...
 
-    def compile_map(self, name: str, shape: dict) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def compile_map(self, name: str, shape: dict) -> T: ...
 
-    def compile_leaf(self, name: str, shape: dict) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def compile_leaf(self, name: str, shape: dict) -> T: ...
 
