@@ -10,7 +10,7 @@ import logging
 import sys
 
 from . import logs, options
-from .admin import audit, migrate, policies, principals, root_key, seed, sessions, transfer
+from .admin import audit, migrate, policies, principals, root_key, seed, sessions, transfer, xks
 from .admin.common import print_json
 from .store.errors import StoreUnavailable
 from .store.rootkey import RootKeyError
@@ -104,6 +104,18 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
         help="TEST ONLY: connect to HOST:PORT for the XKS proxy endpoint https://FQDN "
              "(TLS still checks the certificate against FQDN); repeatable")
     add("--xks-ca-bundle", metavar="PEM", help="TEST ONLY: also trust this CA for XKS proxy certificates")
+    # trentd as an External Key Store proxy for AWS KMS (docs/xks.md)
+    add("--xks-proxy-port", type=int, metavar="PORT",
+        help="serve the XKS Proxy API (AWS KMS external key stores) over HTTPS on this port (none: off)")
+    add("--xks-proxy-host", default="127.0.0.1", metavar="HOST", help="listen address of --xks-proxy-port")
+    add("--xks-proxy-tls-cert", metavar="PEM",
+        help="certificate chain of the XKS proxy listener (none: the API's, else the self-signed CA's)")
+    add("--xks-proxy-tls-key", metavar="PEM", help="private key of --xks-proxy-tls-cert")
+    add("--xks-proxy-client-ca", metavar="PEM",
+        help="mutual TLS: XKS proxy clients must present a certificate chained to this CA")
+    add("--xks-proxy-client-cn", repeat=True, default=[], metavar="NAME",
+        help="mutual TLS: the subject common names allowed (AWS KMS: cks.kms.<region>.amazonaws.com); "
+             "repeatable, required with --xks-proxy-client-ca")
 
 
 def serve(args) -> int:
@@ -143,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_parser(commands, _data_dir_arg)
     transfer.add_parser(commands, _data_dir_arg)
     root_key.add_parser(commands, _data_dir_arg)
+    xks.add_parser(commands, _data_dir_arg)
     return parser
 
 
@@ -171,7 +184,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
     """The innermost parser of the command given (``principals create`` → its own parser)."""
-    for name in ("command", "action"):
+    for name in ("command", "family", "action"):
         subcommands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
         chosen = getattr(args, name, None)
         if subcommands is None or chosen not in subcommands.choices:
@@ -192,7 +205,7 @@ def _version() -> str:
 HANDLERS = {"serve": serve, "migrate": migrate.run, "principals": principals.run,
             "access-keys": principals.run_access_keys, "policies": policies.run, "sessions": sessions.run,
             "config": config_cmd, "audit": audit.run, "root-key": root_key.run, "seed": seed.run,
-            "keys": transfer.run}
+            "keys": transfer.run, "xks": xks.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,12 @@ class Settings:
     xks_resolve: dict | None = None  # TEST ONLY: XKS proxy host name -> "HOST:PORT" to connect to
     xks_ca_bundle: str | None = None  # TEST ONLY: also trust this CA (PEM) for XKS proxies
     xks_timeout: float = 1.0  # seconds per XKS proxy call (AWS: 0.25)
+    xks_proxy_port: int | None = None  # trentd as an XKS proxy (http/xks.py): its HTTPS listener ...
+    xks_proxy_host: str = "127.0.0.1"
+    xks_proxy_tls_cert: str | None = None  # ... its certificate (resolved by serve: this, the API's or self-signed)
+    xks_proxy_tls_key: str | None = None
+    xks_proxy_client_ca: str | None = None  # mutual TLS: clients' certificates chain to this CA ...
+    xks_proxy_client_cn: list[str] | None = None  # ... and name one of these subjects (CN)
     console: bool = True  # the web console under /console/ (--no-console turns it off; docs/console.md)
     log_format: str = "text"  # text, or json: one JSON object a line (trentd/logs.py)
     access_log: bool = False  # one line per API request (http/access.py)

@@ -131,6 +131,9 @@ KNOWN_WRAP_SITES = {
     "admin/transfer.py": "imported key material (key_materials) and meta transfer key (WRAPPED_META)",
     "kms/imports.py": "import tokens: handed to the client, never stored (outlive no root-key retirement)",
     "kms/keystores.py": "custom_key_stores.wrapped_secret, the XKS proxy secret (WRAPPED_COLUMNS)",
+    "xksproxy/keystores.py": "xks_proxy_credentials.wrapped_secret, trentd-as-proxy credentials (WRAPPED_COLUMNS)",
+    "xksproxy/keys.py": "xks_proxy_keys.wrapped, trentd-as-proxy external keys (WRAPPED_COLUMNS)",
+    "xksproxy/api.py": "the deep health check's test value: wrapped and unwrapped at once, never stored",
 }
 
 

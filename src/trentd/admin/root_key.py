@@ -51,6 +51,7 @@ from ..runtime import (
 from ..store import rootkey
 from ..store.keystores import secret_aad as xks_secret_aad
 from ..store.rootkey import CANARY_AAD, ROOT_KEY_META, RootKeyError, aad_for, describe
+from ..store.xksproxy import credential_aad, material_aad
 from .common import print_json, root_key_settings, store_refusals
 from .transfer import _TRANSFER_AAD, TRANSFER_PRIVATE_META
 
@@ -78,6 +79,9 @@ WRAPPED_COLUMNS = (
     WrappedColumn("sts_sessions", "wrapped_secret", ("access_key_id",), _secret_aad),  # temporary credentials
     WrappedColumn("custom_key_stores", "wrapped_secret", ("account", "region", "store_id", "access_key_id"),
                   xks_secret_aad),
+    # trentd as an XKS proxy (xksproxy/): the key stores' SigV4 secrets and the external keys
+    WrappedColumn("xks_proxy_credentials", "wrapped_secret", ("keystore", "access_key_id"), credential_aad),
+    WrappedColumn("xks_proxy_keys", "wrapped", ("keystore", "key_id"), material_aad),
 )
 # meta rows whose value is base64 of a wrapped value, with the AAD each was wrapped with
 WRAPPED_META = {CANARY_META: CANARY_AAD, HMAC_META: _HMAC_AAD, TRANSFER_PRIVATE_META: _TRANSFER_AAD,

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import uvicorn
 
 from .. import logs
-from ..http import exporter, limits, tls, workers
+from ..http import exporter, limits, listeners, tls, workers, xks
 from ..http.app import TrentApp
 from ..http.startup import CannotServe, banner, check_port, preflight
 from ..runtime import Runtime, Settings, open_runtime
@@ -94,7 +95,30 @@ def _settings(args) -> tuple[Settings, str | None]:
     if settings.metrics_port is not None and not (0 < settings.metrics_port < 65536
                                                   and settings.metrics_port != settings.port):
         raise CannotServe("--metrics-port must be a port from 1 to 65535 other than --port", 2)
+    _xks_proxy_settings(settings, args)
     return settings, proxies
+
+
+def _xks_proxy_settings(settings: Settings, args) -> None:
+    """--xks-proxy-*: the XKS proxy listener (http/xks.py); CannotServe (exit 2) for a contradiction."""
+    settings.xks_proxy_port, settings.xks_proxy_host = args.xks_proxy_port, args.xks_proxy_host
+    settings.xks_proxy_tls_cert, settings.xks_proxy_tls_key = args.xks_proxy_tls_cert, args.xks_proxy_tls_key
+    settings.xks_proxy_client_ca = args.xks_proxy_client_ca
+    settings.xks_proxy_client_cn = list(args.xks_proxy_client_cn or []) or None
+    given = [name for name, value in (("--xks-proxy-tls-cert", args.xks_proxy_tls_cert),
+                                      ("--xks-proxy-client-ca", args.xks_proxy_client_ca),
+                                      ("--xks-proxy-client-cn", settings.xks_proxy_client_cn)) if value]
+    if settings.xks_proxy_port is None:
+        if given:
+            raise CannotServe(f"{given[0]} needs --xks-proxy-port", 2)
+        return
+    if not 0 < settings.xks_proxy_port < 65536 or settings.xks_proxy_port in (settings.port, settings.metrics_port):
+        raise CannotServe("--xks-proxy-port must be a port from 1 to 65535 other than --port and --metrics-port", 2)
+    if bool(args.xks_proxy_tls_cert) != bool(args.xks_proxy_tls_key):
+        raise CannotServe("--xks-proxy-tls-cert and --xks-proxy-tls-key go together", 2)
+    if bool(settings.xks_proxy_client_ca) != bool(settings.xks_proxy_client_cn):
+        raise CannotServe("--xks-proxy-client-ca and --xks-proxy-client-cn go together (mutual TLS checks both the "
+                          "CA and the subject name)", 2)
 
 
 def xks_resolve(values: list[str]) -> dict[str, str]:
@@ -125,6 +149,8 @@ def _preflight(settings: Settings) -> None:
     preflight(settings)
     if settings.metrics_port is not None:  # said first too; bound for good once the store is open
         check_port(settings.metrics_host, settings.metrics_port)
+    if settings.xks_proxy_port is not None:
+        check_port(settings.xks_proxy_host, settings.xks_proxy_port)
 
 
 def _warn(settings: Settings) -> None:
@@ -171,7 +197,43 @@ def _prepare(runtime: Runtime, settings: Settings, log_level: str, proxies: str 
         raise CannotServe(f"cannot set up TLS: {exc}", 2) from None
     if logs.json_mode():  # uvicorn's own lines (start, supervisor, shutdown) as JSON too, in every process
         server_options["log_config"] = logs.logging_config(log_level)
+    try:
+        _xks_proxy_listener(settings)
+    except CannotServe:
+        runtime.store.close()
+        raise
     return server_options
+
+
+def _xks_proxy_listener(settings: Settings) -> None:
+    """--xks-proxy-port: its certificate (its own, the API's, else the self-signed CA's, whose files
+    every worker then reads), checked, and its socket bound here, in the parent (http/listeners.py)."""
+    if settings.xks_proxy_port is None:
+        return
+    if not settings.xks_proxy_tls_cert:
+        if settings.tls_cert:
+            settings.xks_proxy_tls_cert, settings.xks_proxy_tls_key = settings.tls_cert, settings.tls_key
+        else:
+            # The API's self-signed CA when it has one; else one of the listener's own (its host names).
+            own = not settings.tls_self_signed
+            paths = tls.ensure_self_signed(Path(settings.data_dir) / ("xks-tls" if own else "tls"),
+                                           settings.xks_proxy_host if own else settings.host)
+            settings.xks_proxy_tls_cert, settings.xks_proxy_tls_key = str(paths.cert), str(paths.key)
+            if own:
+                logs.notice(f"trentd: the XKS proxy listener uses a private CA: {paths.ca}")
+    try:
+        xks.tls_context(settings.xks_proxy_tls_cert, settings.xks_proxy_tls_key, settings.xks_proxy_client_ca)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise CannotServe(f"cannot set up TLS for the XKS proxy listener: {exc}", 2) from None
+    try:
+        sock = listeners.bind(settings.xks_proxy_host, settings.xks_proxy_port)
+    except OSError as exc:
+        raise CannotServe(f"cannot listen on {settings.xks_proxy_host}:{settings.xks_proxy_port}: "
+                          f"{(exc.strerror or str(exc)).lower()}", 1) from None
+    listeners.Handover({xks.LISTENER: sock})
+    mtls = f", mutual TLS for {', '.join(settings.xks_proxy_client_cn or ())}" if settings.xks_proxy_client_ca else ""
+    logs.notice(f"trentd: serving the XKS Proxy API on https://{settings.xks_proxy_host}:{settings.xks_proxy_port}"
+                f"{mtls} (docs/xks.md)")
 
 
 def _run(runtime: Runtime, settings: Settings, log_level: str, server_options: dict) -> None:
@@ -183,7 +245,8 @@ def _run(runtime: Runtime, settings: Settings, log_level: str, server_options: d
         runtime.store.close()
         runtime.root_key.close()  # each worker opens its own (an HSM session is per process)
         logs.notice(banner(settings))
-        workers.run(APP_FACTORY, workers=settings.workers, **server_options)
+        handover = listeners.Handover({xks.LISTENER: sock}) if (sock := listeners.handed(xks.LISTENER)) else None
+        workers.run(APP_FACTORY, workers=settings.workers, handover=handover, **server_options)
     else:
         app = TrentApp(runtime)
         logs.notice(banner(settings))

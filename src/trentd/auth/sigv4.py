@@ -174,13 +174,16 @@ def authorization_text(headers) -> str:
 
 
 def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None = DEFAULT_MAX_SKEW_SECONDS,
-          operation_header: bool = True) -> Credential:
+          operation_header: bool = True, services: tuple[str, ...] = SERVICES) -> Credential:
     """Check everything that needs no secret, in AWS's order; return the claimed credential.
 
     ``now`` must come from the real wall clock (never the service's test clock); default: time.time().
     ``max_skew_seconds=None`` skips the skew check (for callers that do not want it, e.g. frozen-time tests).
     ``operation_header=False``: the header that names the operation need not be signed, for a
-    request whose signed method and path name it (the test clock, ``/_trentd/clock``).
+    request whose signed method and path name it (the test clock, ``/_trentd/clock``, and the XKS
+    proxy API).
+    ``services``: the credential scope's services this listener serves (the XKS proxy listener:
+    ``kms-xks-proxy`` only).
     """
     h = normalize_headers(headers)
     auth = authorization_text(h)
@@ -247,8 +250,8 @@ def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None 
     errors = []  # AWS reports every scope problem at once, in this order
     if not _REGION_RE.fullmatch(region):
         errors.append(f"Credential should be scoped to a valid region, not '{region}'.")
-    if service not in SERVICES:
-        errors.append("Credential should be scoped to correct service: 'kms'.")
+    if service not in services:
+        errors.append(f"Credential should be scoped to correct service: '{services[0]}'.")
     if term != "aws4_request":
         errors.append(f"Credential should be scoped with a valid terminator: 'aws4_request', not '{term}'.")
     if date != stamp[:8]:
@@ -256,9 +259,10 @@ def parse(headers, *, now: datetime | None = None, max_skew_seconds: int | None 
                       f"from HTTP: '{date}' != '{stamp[:8]}', from '{stamp}'.")
     if errors:
         raise _invalid(" ".join(errors))
-    op_header, op_title = _OPERATION_HEADER[service]
-    if operation_header and op_header not in signed:
-        raise _must_sign(op_title)
+    if operation_header:
+        op_header, op_title = _OPERATION_HEADER[service]
+        if op_header not in signed:
+            raise _must_sign(op_title)
     return Credential(key_id, date, region, service, signed, params["Signature"].lower(), when, token, stamp)
 
 

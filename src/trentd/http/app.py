@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -30,6 +31,9 @@ from ..runtime import Runtime, run_background_jobs
 from ..store.errors import StoreUnavailable
 from . import tls
 from .ready import Readiness
+
+if TYPE_CHECKING:
+    from .xks import XksListener
 
 log = logging.getLogger("trentd.http")
 
@@ -99,6 +103,7 @@ class TrentApp:
             from .access import AccessLog
 
             self.access = AccessLog()
+        self.xks_listener: XksListener | None = None  # the XKS proxy listener (http/xks.py), --xks-proxy-port
         # Every API request's steps (trentd/pipeline): the API route, the console, the signed clock.
         self.pipeline = Pipeline(runtime, self.executor, self.authenticator, self.audit,
                                  labels=self.request_labels, access=self.access)
@@ -214,8 +219,11 @@ class TrentApp:
                 self.runtime.store.changes.start()  # caches follow other processes' writes
                 self._sweeper = asyncio.create_task(self._sweep_forever())
                 tls.reload_on_sighup(self._loop)
+                await self._start_xks_listener()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.xks_listener is not None:
+                    await self.xks_listener.stop()
                 if self._sweeper:
                     self._sweeper.cancel()
                 try:  # last-use times still in memory (GetKeyLastUsage) reach the store
@@ -228,6 +236,19 @@ class TrentApp:
                     await asyncio.get_running_loop().run_in_executor(None, self.access.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _start_xks_listener(self) -> None:
+        """--xks-proxy-port: serve the socket the parent bound (http/listeners.py) on this loop."""
+        if not getattr(self.settings, "xks_proxy_port", None):
+            return
+        from .listeners import handed
+        from .xks import LISTENER, XksListener
+
+        sock = handed(LISTENER)
+        if sock is None:
+            raise RuntimeError("--xks-proxy-port: no listening socket was handed to this process")
+        self.xks_listener = XksListener(self, sock)
+        await self.xks_listener.start()
 
     async def _sweep_forever(self):
         loop = asyncio.get_running_loop()

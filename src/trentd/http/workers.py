@@ -50,8 +50,12 @@ class Supervisor(Multiprocess):
                 pass
 
 
-def run(app: str, **options) -> None:
-    """What ``uvicorn.run(app, factory=True, workers=N, …)`` does, with our supervisor."""
+def run(app: str, handover=None, **options) -> None:
+    """What ``uvicorn.run(app, factory=True, workers=N, …)`` does, with our supervisor.
+    ``handover``: more listening sockets for the workers (http/listeners.py), carried in the
+    Config that uvicorn pickles into each of them."""
     config = Config(app, factory=True, **options)
+    if handover is not None:
+        config.trentd_handover = handover  # type: ignore[attr-defined]
     sock = config.bind_socket()
     Supervisor(config, sockets=[sock]).run()

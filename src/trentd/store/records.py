@@ -169,5 +169,33 @@ class SessionRecord:
     expires: float
 
 
+# --- trentd as an XKS proxy (store/xksproxy.py, migration 0013) ---------------------------
+@dataclass(frozen=True)
+class XksProxyKeystore:
+    name: str
+    uri_path: str
+    account: str
+    policy: str | None  # the secondary-authorization policy, or None (every request allowed)
+    created: float
+
+
+@dataclass(frozen=True)
+class XksProxyCredential:
+    access_key_id: str
+    keystore: str
+    wrapped_secret: bytes
+    created: float
+
+
+@dataclass(frozen=True)
+class XksProxyKey:
+    keystore: str
+    key_id: str
+    wrapped: bytes  # the AES-256 material, wrapped under the root key
+    usages: tuple[str, ...]
+    status: str  # ENABLED | DISABLED
+    created: float
+
+
 def key_arn(account: str, region: str, key_id: str) -> str:
     return f"arn:aws:kms:{region}:{account}:key/{key_id}"

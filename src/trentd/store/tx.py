@@ -14,6 +14,7 @@ from .lifecycle import LifecycleQueries
 from .multiregion import MultiRegionQueries
 from .records import AliasRecord, KeyRecord, PrincipalRecord
 from .sessions import SessionQueries
+from .xksproxy import XksProxyQueries
 
 _KEY_COLUMNS = (
     "account, region, key_id, created, description, key_spec, key_usage, origin, key_state, "
@@ -28,7 +29,7 @@ def _key(row) -> KeyRecord:
     return rec
 
 
-class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, SessionQueries):
+class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, SessionQueries, XksProxyQueries):
     # --- cache generations (store/changes.py) ---------------------------------------------
     def bump_cache_generation(self) -> None:
         """Called by the store just before committing a transaction that changed cached state:
