@@ -2,8 +2,9 @@
 HTTPS with SigV4, through a running trentd on each store.
 
 The proxy server runs in ``--dev`` mode on purpose: --dev never relaxes XKS authentication, so
-every refusal below is also that proof. mTLS and the two-trentd test are in
-tests/e2e/test_xks_proxy_mtls.py."""
+every refusal below is also that proof. Last, the two-trentd test: trentd A's external key store
+(custom key store of type EXTERNAL_KEY_STORE) is trentd B's XKS listener. Mutual TLS and
+``--workers``: tests/e2e/test_xks_proxy_mtls.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 
 import pytest
 import trustme
+from botocore.exceptions import ClientError
 
 from trentd.testing.server import TrentdServer, free_port
 
@@ -337,3 +339,78 @@ def test_every_call_is_audited_without_plaintext(proxy_server, xks, key_id):
     assert refused and refused[-1]["errorCode"] == "ValidationException"
     admin_events = [e for e in events() if e["eventName"] == "keystores:create"]
     assert admin_events and all("SecretAccessKey" not in json.dumps(e) for e in admin_events)
+
+
+# --- two trentds: A's external key store is B's XKS listener ------------------------------------------
+ENABLE_EXTERNAL_KEY = ("The external key associated with this KMS key in an external key store is not enabled in "
+                       "the external key manager. Enable the external key in the external key manager and retry the "
+                       "request.")
+
+
+@pytest.fixture(scope="module")
+def kms_server(store_kind, proxy_server):
+    """trentd A, whose external key store proxy is trentd B (``proxy_server``), reached by name
+    through the test-only --xks-resolve and trusting B's test CA."""
+    args = ("--xks-resolve", f"xks.trentd.test=127.0.0.1:{proxy_server.xks_port}",
+            "--xks-ca-bundle", str(proxy_server.xks_ca))
+    with TrentdServer(store=store_kind, extra_args=args) as server:
+        yield server
+
+
+def test_one_trentd_is_another_ones_external_key_store(proxy_server, kms_server):
+    account = "444455556666"
+    ks = admin(proxy_server, "keystores", "create", "--name", "for-trentd-a", "--account", account)
+    external = admin(proxy_server, "keys", "create", "--keystore", "for-trentd-a")["KeyId"]
+    kms = kms_server.client(access_key=account, secret_key="unused-in-dev-mode")
+    store_id = kms.create_custom_key_store(
+        CustomKeyStoreName="trentd-b", CustomKeyStoreType="EXTERNAL_KEY_STORE",
+        XksProxyUriEndpoint="https://xks.trentd.test", XksProxyUriPath=ks["UriPath"],
+        XksProxyConnectivity="PUBLIC_ENDPOINT",
+        XksProxyAuthenticationCredential={"AccessKeyId": ks["AccessKeyId"],
+                                          "RawSecretAccessKey": ks["SecretAccessKey"]})["CustomKeyStoreId"]
+    kms.connect_custom_key_store(CustomKeyStoreId=store_id)
+    described = kms.describe_custom_key_stores(CustomKeyStoreId=store_id)["CustomKeyStores"][0]
+    assert described["ConnectionState"] == "CONNECTED"
+    meta = kms.create_key(CustomKeyStoreId=store_id, Origin="EXTERNAL_KEY_STORE", XksKeyId=external)["KeyMetadata"]
+    assert (meta["Origin"], meta["XksKeyConfiguration"], meta["KeyState"]) == (
+        "EXTERNAL_KEY_STORE", {"Id": external}, "Enabled")
+    context = {"tenant": "a"}
+    out = kms.encrypt(KeyId=meta["KeyId"], Plaintext=b"held at B", EncryptionContext=context)
+    assert kms.decrypt(CiphertextBlob=out["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == b"held at B"
+    data_key = kms.generate_data_key(KeyId=meta["KeyId"], KeySpec="AES_256")
+    assert kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])["Plaintext"] == data_key["Plaintext"]
+
+    # B audited A's call, with A's request id
+    def audited():
+        lines = [json.loads(line) for path in (proxy_server.data_dir / "audit").glob("*.jsonl")
+                 for line in path.read_text().splitlines() if out["ResponseMetadata"]["RequestId"] in line]
+        assert [(e["eventSource"], e["eventName"]) for e in lines] == [("kms-xks-proxy", "Encrypt")]
+        assert lines[0]["additionalEventData"]["kmsKeyArn"] == meta["Arn"]
+
+    eventually(audited)
+
+    # the external key disabled on B: A's cryptographic calls fail as AWS documents
+    admin(proxy_server, "keys", "disable", "--keystore", "for-trentd-a", "--key-id", external)
+
+    def refused(call, **kwargs):
+        try:
+            call(**kwargs)
+        except ClientError as exc:
+            assert (exc.response["Error"]["Code"], exc.response["Error"]["Message"]) == (
+                "KMSInvalidStateException", ENABLE_EXTERNAL_KEY)
+        else:
+            raise AssertionError(f"{call} succeeded")
+
+    eventually(lambda: refused(kms.encrypt, KeyId=meta["KeyId"], Plaintext=b"more"))
+    refused(kms.decrypt, CiphertextBlob=out["CiphertextBlob"], EncryptionContext=context)
+    refused(kms.generate_data_key, KeyId=meta["KeyId"], KeySpec="AES_256")
+    assert kms.describe_key(KeyId=meta["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"  # A's own state is A's
+    admin(proxy_server, "keys", "enable", "--keystore", "for-trentd-a", "--key-id", external)
+    eventually(lambda: _assert_plaintext(kms, out["CiphertextBlob"], context, b"held at B"))
+
+
+def _assert_plaintext(kms, blob: bytes, context: dict, expected: bytes) -> None:
+    try:
+        assert kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"] == expected
+    except ClientError as exc:
+        raise AssertionError(exc) from None

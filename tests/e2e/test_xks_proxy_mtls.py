@@ -1,0 +1,98 @@
+"""The XKS proxy listener with mutual TLS, served by several workers (``--workers 2``), on each
+store: a client certificate chained to ``--xks-proxy-client-ca`` and naming a subject of
+``--xks-proxy-client-cn`` is served; no certificate, a certificate of another CA, or another subject
+is refused before any request is read. (Without mTLS: tests/e2e/test_xks_proxy.py.) Also the
+refusals of ``trentd serve`` for contradictory --xks-proxy-* options."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+
+import pytest
+import trustme
+import urllib3
+
+from trentd.testing.server import TrentdServer, free_port
+
+from .xks_proxy_client import AWS_CLIENT_CN, XksClient, admin, error, server_cert, write_ca
+
+
+@pytest.fixture(scope="module")
+def cas():
+    return {"server": trustme.CA(), "clients": trustme.CA(), "stranger": trustme.CA()}
+
+
+@pytest.fixture(scope="module")
+def mtls_server(store_kind, cas, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("xks-mtls")
+    cert, key = server_cert(cas["server"], directory)
+    client_ca = directory / "clients.pem"
+    cas["clients"].cert_pem.write_to_path(str(client_ca))
+    port = free_port()
+    args = ("--xks-proxy-port", str(port), "--xks-proxy-tls-cert", str(cert), "--xks-proxy-tls-key", str(key),
+            "--xks-proxy-client-ca", str(client_ca), "--xks-proxy-client-cn", AWS_CLIENT_CN,
+            "--xks-proxy-client-cn", "cks.kms.eu-west-1.amazonaws.com")
+    with TrentdServer(store=store_kind, workers=2, extra_args=args) as server:
+        server.xks_port, server.xks_ca = port, write_ca(cas["server"], directory)
+        server.keystore = admin(server, "keystores", "create", "--name", "mtls")
+        yield server
+
+
+def client(server, cert=None) -> XksClient:
+    ks = server.keystore
+    return XksClient(server.xks_port, server.xks_ca, ks["UriPath"], ks["AccessKeyId"], ks["SecretAccessKey"],
+                     client_cert=cert)
+
+
+def refused(server, cert=None) -> None:
+    """The connection fails: a failed handshake, or a close before any answer."""
+    with pytest.raises((urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError, ssl.SSLError,
+                        ConnectionError)):
+        client(server, cert).health()
+
+
+def test_the_allowed_client_is_served_by_every_worker(mtls_server, cas):
+    allowed = cas["clients"].issue_cert(AWS_CLIENT_CN, common_name=AWS_CLIENT_CN)
+    other_region = cas["clients"].issue_cert("cks.kms.eu-west-1.amazonaws.com",
+                                             common_name="cks.kms.eu-west-1.amazonaws.com")
+    for _ in range(12):  # fresh connections, accepted by either worker
+        assert client(mtls_server, allowed).health()[0] == 200
+    assert client(mtls_server, other_region).health()[0] == 200
+    # mTLS is on top of SigV4, never instead of it
+    assert error(client(mtls_server, allowed).post("/health", {"requestMetadata": {
+        "kmsRequestId": "r", "kmsOperation": "KmsHealthCheck"}}, secret="d3Jvbmc=")) == \
+        (401, "AuthenticationFailedException")
+
+
+def test_other_clients_are_refused_before_any_request(mtls_server, cas):
+    refused(mtls_server)  # no certificate
+    refused(mtls_server, cas["stranger"].issue_cert(AWS_CLIENT_CN, common_name=AWS_CLIENT_CN))  # another CA
+    wrong_name = cas["clients"].issue_cert("cks.kms.evil.example", common_name="cks.kms.evil.example")
+    refused(mtls_server, wrong_name)
+    assert "refused a client certificate naming ['cks.kms.evil.example']" in mtls_server.logs()
+    # nothing of those three connections reached the API: no audit event but the allowed ones
+    events = "".join(p.read_text() for p in (mtls_server.data_dir / "audit").glob("*.jsonl"))
+    assert "evil" not in events
+
+
+def test_healthz_needs_the_client_certificate_too(mtls_server, cas):
+    allowed = cas["clients"].issue_cert(AWS_CLIENT_CN, common_name=AWS_CLIENT_CN)
+    assert client(mtls_server, allowed).raw("/healthz", b"", method="GET").status == 200
+    with pytest.raises((urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError, ConnectionError)):
+        client(mtls_server).raw("/healthz", b"", method="GET")
+
+
+@pytest.mark.one_store
+@pytest.mark.parametrize("flags, message", [
+    (["--xks-proxy-client-ca", "ca.pem", "--xks-proxy-port", "1"], "--xks-proxy-client-ca and --xks-proxy-client-cn go together"),
+    (["--xks-proxy-tls-cert", "c.pem"], "--xks-proxy-tls-cert needs --xks-proxy-port"),
+    (["--xks-proxy-port", "4599"], "--xks-proxy-port must be a port from 1 to 65535 other than --port"),
+    (["--xks-proxy-port", "1", "--xks-proxy-tls-cert", "c.pem"], "--xks-proxy-tls-cert and --xks-proxy-tls-key go together"),
+])
+def test_serve_refuses_contradictory_options(tmp_path, flags, message):
+    done = subprocess.run([sys.executable, "-m", "trentd", "serve", "--data-dir", str(tmp_path / "d"),
+                           "--port", "4599", *flags], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (tmp_path / "d").exists()  # refused before any store was made
