@@ -4,6 +4,10 @@ errors), KMS keys backed by an external key (CreateKey with XksKeyId), Encrypt/D
 GenerateDataKey/ReEncrypt through the proxy, and what a disconnected store, a stopped proxy,
 a slow proxy and wrong proxy credentials do.
 
+The test proxy is kept here because these tests need a proxy that misbehaves on command (errors,
+delays, crashes, unhealthy answers) or inspect the requests it received; the happy path through a
+real proxy, trentd's own XKS listener, is tests/e2e/test_xks_proxy.py.
+
 trentd reaches the proxies through the test-only flags ``--xks-resolve`` (the endpoint's name
 to 127.0.0.1:PORT) and ``--xks-ca-bundle`` (the test CA), so the endpoints keep the form the
 model requires (``https://`` and a host name, no port)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
 import trustme
@@ -414,3 +416,32 @@ def _assert_plaintext(kms, blob: bytes, context: dict, expected: bytes) -> None:
         assert kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"] == expected
     except ClientError as exc:
         raise AssertionError(exc) from None
+
+
+# --- root-key rotation rewraps the proxy's secrets and keys ------------------------------------------
+def test_root_key_rotation_rewraps_credentials_and_keys(store_kind, tmp_path):
+    port = free_port()
+    (tmp_path / "data").mkdir()
+    server = TrentdServer(store=store_kind, data_dir=tmp_path / "data", extra_args=("--xks-proxy-port", str(port)))
+    try:
+        server.start()
+        ks = admin(server, "keystores", "create", "--name", "rotated")
+        key = admin(server, "keys", "create", "--keystore", "rotated")["KeyId"]
+        ca = server.data_dir / "xks-tls" / "ca.pem"  # no certificate given: the listener's private CA
+        xks = XksClient(port, ca, ks["UriPath"], ks["AccessKeyId"], ks["SecretAccessKey"], server_name="localhost")
+        status, sealed = xks.encrypt(key, b"before rotation", b"ctx")
+        assert status == 200
+        server.stop()
+        command = [sys.executable, "-m", "trentd", "root-key", "rotate", "--data-dir", str(server.data_dir),
+                   "--grace", "0"]
+        if server.database:
+            command += ["--database", server.database, "--root-key-file", str(server.root_key_file)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=120, env=server.process_env())
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout)
+        assert result["Rewrapped"]["xks_proxy_credentials"] == 1 and result["Rewrapped"]["xks_proxy_keys"] == 1
+        server.start()
+        xks = XksClient(port, ca, ks["UriPath"], ks["AccessKeyId"], ks["SecretAccessKey"], server_name="localhost")
+        assert xks.decrypt(key, sealed, b"ctx") == (200, {"plaintext": b64(b"before rotation")})
+    finally:
+        server.cleanup()

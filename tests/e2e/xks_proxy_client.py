@@ -96,11 +96,11 @@ class XksClient:
     """HTTPS to one XKS listener as one key store's credential."""
 
     def __init__(self, port: int, ca_path: Path, uri_path: str, access_key_id: str, secret: str,
-                 client_cert: trustme.LeafCert | None = None):
+                 client_cert: trustme.LeafCert | None = None, server_name: str = HOST):
         context = ssl.create_default_context(cafile=str(ca_path))
         if client_cert is not None:
             client_cert.configure_cert(context)
-        self.pool = urllib3.HTTPSConnectionPool("127.0.0.1", port, ssl_context=context, server_hostname=HOST,
+        self.pool = urllib3.HTTPSConnectionPool("127.0.0.1", port, ssl_context=context, server_hostname=server_name,
                                                 retries=False, timeout=10, maxsize=4)
         self.uri_path, self.access_key_id, self.secret = uri_path, access_key_id, secret
 

@@ -1,5 +1,14 @@
 """A small External Key Store proxy for tests (aws/aws-kms-xksproxy-api-spec, v1).
 
+trentd is itself a real XKS proxy (``trentd serve --xks-proxy-port``, xksproxy/, docs/xks.md), and
+the end-to-end tests of a KMS key in an external key store run against it
+(tests/e2e/test_xks_proxy.py: one trentd is another's external key store). This one stays for the
+tests that need a proxy that *misbehaves* on command — an error name on every call
+(``fail_with``), slowness past the KMS side's timeout (``delay``), a crash and a restart on the same
+port (``stop``/``start``), an unhealthy key manager (``health_status``), a certificate naming
+another host — and for tests that inspect each request the KMS side sent (``requests``) or choose
+external key ids themselves (``add_key``), which the real proxy generates.
+
 Spec-compliant where trentd's tests look: HTTPS with a certificate from a test CA, SigV4
 verification (service ``kms-xks-proxy``, ±5 minutes, several live credentials) through
 trentd's own verifier (auth/sigv4.py), AES-256-GCM keys held in memory, the four POST
