@@ -339,7 +339,7 @@ def test_every_call_is_audited_without_plaintext(proxy_server, xks, key_id):
     assert event["recipientAccountId"] == "111122223333" and "errorCode" not in event
     refused = [e for e in events() if e["eventName"] == "GetHealthStatus" and e.get("errorCode")]
     assert refused and refused[-1]["errorCode"] == "ValidationException"
-    admin_events = [e for e in events() if e["eventName"] == "keystores:create"]
+    admin_events = [e for e in events() if e["eventName"] == "CreateKeyStore"]
     assert admin_events and all("SecretAccessKey" not in json.dumps(e) for e in admin_events)
 
 

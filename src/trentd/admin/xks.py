@@ -23,6 +23,11 @@ from ..xksproxy.events import SOURCE
 from ..xksproxy.keystores import KeystoreError
 from .common import open_admin_runtime, print_json
 
+# Each change's eventName in the audit trail.
+EVENT_NAMES = {("keystores", "create"): "CreateKeyStore", ("keystores", "delete"): "DeleteKeyStore",
+               ("keystores", "put-policy"): "PutKeyStorePolicy", ("credentials", "rotate"): "CreateCredential",
+               ("credentials", "retire"): "RetireCredential", ("keys", "create"): "CreateKey",
+               ("keys", "enable"): "EnableKey", ("keys", "disable"): "DisableKey", ("keys", "delete"): "DeleteKey"}
 # The request members an audit event may show (never a secret).
 _SHOWN = ("name", "keystore", "uri_prefix", "account", "access_key_id", "key_id", "usage")
 
@@ -117,7 +122,7 @@ def _audit(runtime, tx, args, result: dict) -> None:
     if getattr(args, "policy_file", None):
         request["policy"] = "removed" if args.policy_file == "none" else "set"
     shown = {k: v for k, v in result.items() if k in ("UriPath", "AccessKeyId", "KeyId", "Retired", "Deleted")}
-    event = admin_events.admin_event(source=SOURCE, name=f"{args.family}:{args.action}",
+    event = admin_events.admin_event(source=SOURCE, name=EVENT_NAMES[args.family, args.action],
                                      account=keystore.account if keystore else getattr(args, "account", "") or "",
                                      request=request, extra={"command": f"trentd xks {args.family} {args.action}",
                                                              **shown})

@@ -10,6 +10,8 @@ the API. What it serves is xksproxy/ (the XKS Proxy API v1); this module is the 
   any byte of a request is read (Python's ssl module offers no hook inside the handshake).
 - ``GET /healthz``: 200, unauthenticated, for load balancers. GET (or any method but POST) on one
   of the four API URIs: 405, as the spec requires.
+- The certificate files are read when the server starts (SIGHUP reloads the API's certificate,
+  not this listener's: restart to change it).
 - Every POST is audited (xksproxy/events.py) before it is answered (fail-closed, as the API) and
   counted in the metrics under service ``kms-xks-proxy``.
 """
@@ -33,7 +35,7 @@ from ..xksproxy import events
 from ..xksproxy.api import Call, XksProxy, route
 from ..xksproxy.errors import XksError
 from .limits import GuardedHttpToolsProtocol
-from .tls import GRACEFUL_SHUTDOWN_SECONDS, server_context_for
+from .tls import GRACEFUL_SHUTDOWN_SECONDS, send_handshake_alerts, server_context_for
 
 log = logging.getLogger("trentd.xks")
 LISTENER = "xks-proxy"  # its name in http/listeners.py
@@ -150,6 +152,7 @@ class XksListener:
     def __init__(self, owner, sock):
         settings = owner.settings
         self.sock = sock
+        send_handshake_alerts()  # a refused client learns why (http/tls.py)
         self.context = tls_context(settings.xks_proxy_tls_cert, settings.xks_proxy_tls_key,
                                    settings.xks_proxy_client_ca)
         protocol = type("XksListenerProtocol", (XksProtocol,),

@@ -174,7 +174,7 @@ class XksProxy:
             raise XksError("UnsupportedOperationException", f"The request body is larger than {MAX_BODY} bytes.")
         try:
             request = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
             raise XksError("ValidationException", "The request body is not JSON.") from None
         if not isinstance(request, dict):
             raise XksError("ValidationException", "The request body is not a JSON object.")
