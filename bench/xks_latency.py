@@ -169,7 +169,8 @@ def main() -> int:
         tempfile.tempdir = tempfile.mkdtemp(prefix="xks-bench-")
         target, server = started(args.workers)
     else:
-        if not (args.endpoint and args.uri_path and args.access_key_id and args.key_id and os.environ.get("XKS_SECRET")):
+        needed = (args.endpoint, args.uri_path, args.access_key_id, args.key_id, os.environ.get("XKS_SECRET"))
+        if not all(needed):
             parser.error("--endpoint, --uri-path, --access-key-id, --key-id and XKS_SECRET (or --start)")
         target = Target(args.endpoint, args.uri_path, args.access_key_id, os.environ["XKS_SECRET"], args.key_id,
                         args.ca, args.server_name, args.region)

@@ -63,7 +63,8 @@ def key_id(proxy_server, keystore):
 def test_keystore_credentials_have_the_form_aws_kms_accepts(keystore):
     assert keystore["UriPath"].startswith("/keystores/") and keystore["UriPath"].endswith("/kms/xks/v1")
     assert len(keystore["UriPath"]) <= 128
-    assert 20 <= len(keystore["AccessKeyId"]) <= 30 and set(keystore["AccessKeyId"]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+    access_key_id = keystore["AccessKeyId"]
+    assert 20 <= len(access_key_id) <= 30 and set(access_key_id) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
     assert len(unb64(keystore["SecretAccessKey"])) == 32
 
 
@@ -72,7 +73,8 @@ def test_get_health_status(xks):
     assert status == 200
     assert body == {"xksProxyFleetSize": 1, "xksProxyVendor": "trentd", "xksProxyModel": body["xksProxyModel"],
                     "ekmVendor": "trentd", "ekmFleetDetails": [
-                        {"id": "trentd-root-key", "model": "trentd root key (file provider)", "healthStatus": "ACTIVE"}]}
+                        {"id": "trentd-root-key", "model": "trentd root key (file provider)",
+                         "healthStatus": "ACTIVE"}]}
     assert body["xksProxyModel"].startswith("trentd XKS proxy")
 
 
@@ -106,7 +108,8 @@ def test_decrypt_refuses_what_does_not_authenticate(xks, key_id):
     assert error(xks.decrypt(key_id, sealed)) == (400, "InvalidCiphertextException")
     # the AAD encodes both lengths: AAD "a" with metadata "b" is not AAD "ab"
     assert error(xks.decrypt(key_id, sealed, b"a", ciphertextMetadata=b64(b"b"))) == (400, "InvalidCiphertextException")
-    assert error(xks.decrypt(key_id, sealed, b"ab", ciphertextMetadata=b64(b"v"))) == (400, "InvalidCiphertextException")
+    assert error(xks.decrypt(key_id, sealed, b"ab", ciphertextMetadata=b64(b"v"))) == \
+        (400, "InvalidCiphertextException")
     tampered = dict(sealed, authenticationTag=b64(bytes(16)))
     assert error(xks.decrypt(key_id, tampered, b"ab")) == (400, "InvalidCiphertextException")
     short_iv = dict(sealed, initializationVector=b64(bytes(11)))
@@ -121,7 +124,8 @@ def test_request_metadata_is_required_on_every_call(xks, key_id):
     assert error(xks.post("/health", {})) == (400, "ValidationException")
     assert error(xks.health({})) == (400, "ValidationException")
     assert error(xks.health({"kmsOperation": "KmsHealthCheck"})) == (400, "ValidationException")
-    assert error(xks.key_metadata(key_id, metadata("DescribeKey", awsPrincipalArn=None))) == (400, "ValidationException")
+    assert error(xks.key_metadata(key_id, metadata("DescribeKey", awsPrincipalArn=None))) == \
+        (400, "ValidationException")
     assert error(xks.encrypt(key_id, b"p", md=metadata(kmsKeyArn=None))) == (400, "ValidationException")
     assert error(xks.decrypt(key_id, {"ciphertext": "", "initializationVector": "", "authenticationTag": ""},
                              md=metadata("Decrypt", kmsRequestId=None))) == (400, "ValidationException")
@@ -131,8 +135,8 @@ def test_request_metadata_is_required_on_every_call(xks, key_id):
 def test_malformed_members(xks, key_id):
     assert error(xks.post(f"/keys/{key_id}/encrypt", b"not json")) == (400, "ValidationException")
     assert error(xks.post(f"/keys/{key_id}/encrypt", b"[1]")) == (400, "ValidationException")
-    assert error(xks.post(f"/keys/{key_id}/encrypt", {"requestMetadata": metadata(), "plaintext": "***",
-                                                      "encryptionAlgorithm": "AES_GCM"})) == (400, "ValidationException")
+    not_base64 = {"requestMetadata": metadata(), "plaintext": "***", "encryptionAlgorithm": "AES_GCM"}
+    assert error(xks.post(f"/keys/{key_id}/encrypt", not_base64)) == (400, "ValidationException")
     assert error(xks.post(f"/keys/{key_id}/encrypt", {"requestMetadata": metadata(), "plaintext": "cA=="})) == \
         (400, "ValidationException")
     assert error(xks.encrypt(key_id, b"p", encryptionAlgorithm="AES_CBC")) == (501, "UnsupportedOperationException")
@@ -182,7 +186,8 @@ def test_good_wrong_and_expired_credentials(xks, key_id, keystore):
     assert [error(r) for r in refusals] == [(401, "AuthenticationFailedException")] * len(refusals)
     assert refusals[2][1]["errorMessage"].startswith("Signature expired: ")
     for answer in refusals:  # no message echoes a signature or the secret
-        assert "Signature=" not in answer[1]["errorMessage"] and keystore["SecretAccessKey"] not in answer[1]["errorMessage"]
+        message = answer[1]["errorMessage"]
+        assert "Signature=" not in message and keystore["SecretAccessKey"] not in message
     unsigned = xks.raw(xks.uri_path + suffix, json.dumps(md).encode(), {"host": "xks.trentd.test"})
     assert unsigned.status == 401 and json.loads(unsigned.data)["errorName"] == "AuthenticationFailedException"
 
@@ -297,12 +302,13 @@ def test_secondary_authorization(proxy_server, xks, key_id, tmp_path):
     assert xks.encrypt(key_id, b"p", md=metadata("Encrypt", alice))[0] == 200
     assert error(xks.encrypt(key_id, b"p", md=metadata("Encrypt", "arn:aws:iam::999999999999:user/eve"))) == \
         (403, "AccessDeniedException")
-    assert error(xks.encrypt(key_id, b"p", md=metadata("Encrypt", alice, kmsViaService="ec2.us-east-1.amazonaws.com"))) \
-        == (403, "AccessDeniedException")
+    via_ec2 = metadata("Encrypt", alice, kmsViaService="ec2.us-east-1.amazonaws.com")
+    assert error(xks.encrypt(key_id, b"p", md=via_ec2)) == (403, "AccessDeniedException")
     assert xks.health()[0] == 200  # never subject to secondary authorization
     bad = tmp_path / "bad.json"
     bad.write_text('{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}')
-    code, text = admin(proxy_server, "keystores", "put-policy", "--keystore", "main", "--policy-file", str(bad), ok=False)
+    code, text = admin(proxy_server, "keystores", "put-policy", "--keystore", "main", "--policy-file", str(bad),
+                       ok=False)
     assert code == 1 and "no principal" in text
     admin(proxy_server, "keystores", "put-policy", "--keystore", "main", "--policy-file", "none")
     eventually(lambda: _assert_status(xks.decrypt(key_id, sealed, md=metadata("Decrypt", alice)), 200))

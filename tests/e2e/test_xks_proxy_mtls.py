@@ -86,10 +86,12 @@ def test_healthz_needs_the_client_certificate_too(mtls_server, cas):
 
 @pytest.mark.one_store
 @pytest.mark.parametrize("flags, message", [
-    (["--xks-proxy-client-ca", "ca.pem", "--xks-proxy-port", "1"], "--xks-proxy-client-ca and --xks-proxy-client-cn go together"),
+    (["--xks-proxy-client-ca", "ca.pem", "--xks-proxy-port", "1"],
+     "--xks-proxy-client-ca and --xks-proxy-client-cn go together"),
     (["--xks-proxy-tls-cert", "c.pem"], "--xks-proxy-tls-cert needs --xks-proxy-port"),
     (["--xks-proxy-port", "4599"], "--xks-proxy-port must be a port from 1 to 65535 other than --port"),
-    (["--xks-proxy-port", "1", "--xks-proxy-tls-cert", "c.pem"], "--xks-proxy-tls-cert and --xks-proxy-tls-key go together"),
+    (["--xks-proxy-port", "1", "--xks-proxy-tls-cert", "c.pem"],
+     "--xks-proxy-tls-cert and --xks-proxy-tls-key go together"),
 ])
 def test_serve_refuses_contradictory_options(tmp_path, flags, message):
     done = subprocess.run([sys.executable, "-m", "trentd", "serve", "--data-dir", str(tmp_path / "d"),
