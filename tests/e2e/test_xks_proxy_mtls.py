@@ -1,11 +1,14 @@
-"""The XKS proxy listener with mutual TLS, served by several workers (``--workers 2``), on each
-store: a client certificate chained to ``--xks-proxy-client-ca`` and naming a subject of
-``--xks-proxy-client-cn`` is served; no certificate, a certificate of another CA, or another subject
-is refused before any request is read. (Without mTLS: tests/e2e/test_xks_proxy.py.) Also the
-refusals of ``trentd serve`` for contradictory --xks-proxy-* options."""
+"""The XKS proxy listener's options. Mutual TLS, with several workers (``--workers 2``) and
+``--metrics-port``, on each store: a client certificate chained to ``--xks-proxy-client-ca`` and
+naming a subject of ``--xks-proxy-client-cn`` is served; no certificate, a certificate of another
+CA, or another subject is refused before any request is read (without mTLS:
+tests/e2e/test_xks_proxy.py); calls are counted in the metrics. External keys wrapped under a
+root key in an HSM (SoftHSM2). The refusals of ``trentd serve`` for contradictory options."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -14,9 +17,11 @@ import pytest
 import trustme
 import urllib3
 
+from trentd.store.rootkey import FORMAT_PKCS11
+from trentd.testing import softhsm
 from trentd.testing.server import TrentdServer, free_port
 
-from .xks_proxy_client import AWS_CLIENT_CN, XksClient, admin, error, server_cert, write_ca
+from .xks_proxy_client import AWS_CLIENT_CN, XksClient, admin, b64, error, eventually, server_cert, write_ca
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +35,13 @@ def mtls_server(store_kind, cas, tmp_path_factory):
     cert, key = server_cert(cas["server"], directory)
     client_ca = directory / "clients.pem"
     cas["clients"].cert_pem.write_to_path(str(client_ca))
-    port = free_port()
-    args = ("--xks-proxy-port", str(port), "--xks-proxy-tls-cert", str(cert), "--xks-proxy-tls-key", str(key),
+    port, metrics_port = free_port(), free_port()
+    args = ("--metrics-port", str(metrics_port),
+            "--xks-proxy-port", str(port), "--xks-proxy-tls-cert", str(cert), "--xks-proxy-tls-key", str(key),
             "--xks-proxy-client-ca", str(client_ca), "--xks-proxy-client-cn", AWS_CLIENT_CN,
             "--xks-proxy-client-cn", "cks.kms.eu-west-1.amazonaws.com")
     with TrentdServer(store=store_kind, workers=2, extra_args=args) as server:
-        server.xks_port, server.xks_ca = port, write_ca(cas["server"], directory)
+        server.xks_port, server.xks_ca, server.metrics_port = port, write_ca(cas["server"], directory), metrics_port
         server.keystore = admin(server, "keystores", "create", "--name", "mtls")
         yield server
 
@@ -98,3 +104,40 @@ def test_serve_refuses_contradictory_options(tmp_path, flags, message):
                            "--port", "4599", *flags], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not (tmp_path / "d").exists()  # refused before any store was made
+
+
+def test_calls_are_counted_in_the_metrics(mtls_server, cas):
+    allowed = cas["clients"].issue_cert(AWS_CLIENT_CN, common_name=AWS_CLIENT_CN)
+    xks = client(mtls_server, allowed)
+    assert xks.health()[0] == 200
+    assert error(xks.health({})) == (400, "ValidationException")
+
+    def counted():
+        text = urllib3.request("GET", f"http://127.0.0.1:{mtls_server.metrics_port}/metrics").data.decode()
+        ok = re.search(r'trentd_requests_total\{operation="GetHealthStatus",outcome="ok",service="kms-xks-proxy"\} '
+                       r'([0-9.]+)', text)
+        refused = re.search(r'trentd_requests_total\{operation="GetHealthStatus",outcome="ValidationException",'
+                            r'service="kms-xks-proxy"\} ([0-9.]+)', text)
+        assert ok and float(ok[1]) >= 1 and refused and float(refused[1]) >= 1, text[-2000:]
+
+    eventually(counted)
+
+
+def test_external_keys_under_a_root_key_in_an_hsm(tmp_path):
+    softhsm.require_softhsm()
+    token = softhsm.SoftHsmToken.create(tmp_path / "hsm")
+    port = free_port()
+    with TrentdServer(pkcs11=token, data_dir=tmp_path / "data", extra_args=("--xks-proxy-port", str(port))) as server:
+        ks = admin(server, "keystores", "create", "--name", "hsm")
+        key = admin(server, "keys", "create", "--keystore", "hsm")["KeyId"]
+        xks = XksClient(port, server.data_dir / "xks-tls" / "ca.pem", ks["UriPath"], ks["AccessKeyId"],
+                        ks["SecretAccessKey"], server_name="localhost")
+        status, health = xks.health()
+        assert status == 200 and health["ekmFleetDetails"][0]["model"] == "trentd root key (pkcs11 provider)"
+        status, sealed = xks.encrypt(key, b"in the HSM's care", b"aad")
+        assert status == 200
+        assert xks.decrypt(key, sealed, b"aad") == (200, {"plaintext": b64(b"in the HSM's care")})
+        with sqlite3.connect(server.data_dir / "trentd.db") as db:
+            wrapped = {bytes(row[0])[0] for row in db.execute("SELECT wrapped FROM xks_proxy_keys")}
+            secrets = {bytes(row[0])[0] for row in db.execute("SELECT wrapped_secret FROM xks_proxy_credentials")}
+        assert wrapped == secrets == {FORMAT_PKCS11}  # wrapped by the HSM's key, never in clear

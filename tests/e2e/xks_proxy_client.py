@@ -57,6 +57,8 @@ def admin(server: TrentdServer, *args: str, ok: bool = True):
         command += ["--database", server.database]
     if server.root_key_file:
         command += ["--root-key-file", str(server.root_key_file)]
+    if server.pkcs11 is not None:
+        command += server.pkcs11.args()
     done = subprocess.run(command, capture_output=True, text=True, env=server.process_env(), timeout=60)
     if ok:
         assert done.returncode == 0, done.stderr
