@@ -3,7 +3,7 @@
 naming a subject of ``--xks-proxy-client-cn`` is served; no certificate, a certificate of another
 CA, or another subject is refused before any request is read (without mTLS:
 tests/e2e/test_xks_proxy.py); calls are counted in the metrics. External keys wrapped under a
-root key in an HSM (SoftHSM2). The refusals of ``trentd serve`` for contradictory options."""
+root key in an HSM (SoftHSM2). A database outage. The refusals of ``trentd serve`` for contradictory options."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import time
 
 import pytest
 import trustme
@@ -19,6 +20,7 @@ import urllib3
 
 from trentd.store.rootkey import FORMAT_PKCS11
 from trentd.testing import softhsm
+from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, require_cluster_tools
 from trentd.testing.server import TrentdServer, free_port
 
 from .xks_proxy_client import AWS_CLIENT_CN, XksClient, admin, b64, error, eventually, server_cert, write_ca
@@ -141,3 +143,35 @@ def test_external_keys_under_a_root_key_in_an_hsm(tmp_path):
             wrapped = {bytes(row[0])[0] for row in db.execute("SELECT wrapped FROM xks_proxy_keys")}
             secrets = {bytes(row[0])[0] for row in db.execute("SELECT wrapped_secret FROM xks_proxy_credentials")}
         assert wrapped == secrets == {FORMAT_PKCS11}  # wrapped by the HSM's key, never in clear
+
+
+def test_a_database_outage_is_a_dependency_timeout(tmp_path):
+    """The store stopped: once the caches stop trusting themselves (0.75 s), calls that need it are
+    DependencyTimeoutException (503, retryable), fast; after the restart the same process recovers."""
+    require_cluster_tools()
+    cluster = ThrowawayCluster()
+    try:
+        cluster.start()
+        database = ThrowawayDatabase(cluster.dsn)
+        port = free_port()
+        with TrentdServer(database=database.dsn, extra_args=("--xks-proxy-port", str(port))) as server:
+            ks = admin(server, "keystores", "create", "--name", "outage")
+            key = admin(server, "keys", "create", "--keystore", "outage")["KeyId"]
+            xks = XksClient(port, server.data_dir / "xks-tls" / "ca.pem", ks["UriPath"], ks["AccessKeyId"],
+                            ks["SecretAccessKey"], server_name="localhost")
+            eventually(lambda: _assert_ok(xks.key_metadata(key)))
+            cluster.stop()
+            try:
+                time.sleep(1.0)  # past the caches' trust window
+                started = time.monotonic()
+                assert error(xks.key_metadata(key)) == (503, "DependencyTimeoutException")
+                assert time.monotonic() - started < 10
+            finally:
+                cluster.start()
+            eventually(lambda: _assert_ok(xks.key_metadata(key)), timeout=15)
+    finally:
+        cluster.cleanup()
+
+
+def _assert_ok(answer) -> None:
+    assert answer[0] == 200, answer

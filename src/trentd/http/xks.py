@@ -12,6 +12,8 @@ the API. What it serves is xksproxy/ (the XKS Proxy API v1); this module is the 
   of the four API URIs: 405, as the spec requires.
 - The certificate files are read when the server starts (SIGHUP reloads the API's certificate,
   not this listener's: restart to change it).
+- A store or root-key outage is DependencyTimeoutException (503, retryable); anything unexpected
+  InternalException (500), logged.
 - Every POST is audited (xksproxy/events.py) before it is answered (fail-closed, as the API) and
   counted in the metrics under service ``kms-xks-proxy``.
 """
@@ -31,6 +33,8 @@ from uvicorn.server import ServerState
 from .. import metrics
 from ..audit import AuditUnavailable
 from ..pipeline.asgi import BodyTimeout, BodyTooLarge, read_body, respond
+from ..store.errors import StoreUnavailable
+from ..store.rootkey import RootKeyUnavailable
 from ..xksproxy import events
 from ..xksproxy.api import Call, XksProxy, route
 from ..xksproxy.errors import XksError
@@ -113,7 +117,11 @@ class XksApp:
             close = True
             error = (XksError("UnsupportedOperationException", err.message) if isinstance(err, BodyTooLarge)
                      else XksError("ValidationException", err.message))
-        except Exception:  # noqa: BLE001 - a store or root-key outage, or a bug: logged, answered 500
+        except (StoreUnavailable, RootKeyUnavailable) as exc:  # an outage: retryable, one line, no traceback
+            log.warning("XKS proxy request %s: %s", call.request_id, exc)
+            error = XksError("DependencyTimeoutException", "The proxy's store or root key did not answer in time; "
+                                                           "retry the request.")
+        except Exception:  # noqa: BLE001 - a bug, or a root key that cannot unwrap: logged, answered 500
             log.exception("XKS proxy request %s failed", call.request_id)
             error = XksError("InternalException", "The proxy could not complete the request.")
         if error is not None:
