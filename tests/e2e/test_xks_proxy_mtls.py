@@ -3,11 +3,12 @@
 naming a subject of ``--xks-proxy-client-cn`` is served; no certificate, a certificate of another
 CA, or another subject is refused before any request is read (without mTLS:
 tests/e2e/test_xks_proxy.py); calls are counted in the metrics. External keys wrapped under a
-root key in an HSM (SoftHSM2). A database outage. The refusals of ``trentd serve`` for contradictory options."""
+root key in an HSM (SoftHSM2). A database outage; throttling. The refusals of ``trentd serve`` for contradictory options."""
 
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 import ssl
 import subprocess
@@ -175,3 +176,29 @@ def test_a_database_outage_is_a_dependency_timeout(tmp_path):
 
 def _assert_ok(answer) -> None:
     assert answer[0] == 200, answer
+
+
+def test_too_many_requests_in_progress_is_throttling(tmp_path):
+    """--limit-concurrency 3: three requests whose bodies never come hold the three places (until
+    the body deadline); a fourth is the spec's ThrottlingException (429); once they go, it is served."""
+    port = free_port()
+    with TrentdServer(data_dir=tmp_path / "data",
+                      extra_args=("--xks-proxy-port", str(port), "--limit-concurrency", "3")) as server:
+        ks = admin(server, "keystores", "create", "--name", "busy")
+        ca = server.data_dir / "xks-tls" / "ca.pem"
+        xks = XksClient(port, ca, ks["UriPath"], ks["AccessKeyId"], ks["SecretAccessKey"], server_name="localhost")
+        eventually(lambda: _assert_ok(xks.health()))
+        context = ssl.create_default_context(cafile=str(ca))
+        stalled = []
+        for _ in range(3):
+            conn = context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+            conn.sendall(f"POST {ks['UriPath']}/health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n"
+                         .encode())
+            stalled.append(conn)
+        time.sleep(0.3)  # the three requests have begun
+        try:
+            assert error(xks.health()) == (429, "ThrottlingException")
+        finally:
+            for conn in stalled:
+                conn.close()
+        eventually(lambda: _assert_ok(xks.health()))

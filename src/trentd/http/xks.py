@@ -12,6 +12,8 @@ the API. What it serves is xksproxy/ (the XKS Proxy API v1); this module is the 
   of the four API URIs: 405, as the spec requires.
 - The certificate files are read when the server starts (SIGHUP reloads the API's certificate,
   not this listener's: restart to change it).
+- More than ``--limit-concurrency`` requests in progress on a worker's listener: ThrottlingException
+  (429), as the spec words "unable to keep up".
 - A store or root-key outage is DependencyTimeoutException (503, retryable); anything unexpected
   InternalException (500), logged.
 - Every POST is audited (xksproxy/events.py) before it is answered (fail-closed, as the API) and
@@ -84,6 +86,11 @@ class XksApp:
         self.executor = owner.executor
         self.audit = owner.audit
         provider = getattr(runtime.root_key, "name", "file")
+        # Requests in progress on this worker's listener, at most --limit-concurrency: beyond it the
+        # spec's ThrottlingException (429) rather than uvicorn's plain-text 503, which AWS KMS would
+        # take for a malformed answer.
+        self.limit = settings.limit_concurrency
+        self.in_flight = 0
         self.proxy = XksProxy(runtime.store, runtime.root_key, fleet_size=settings.workers,
                               max_skew_seconds=settings.max_clock_skew,
                               root_key_model=f"trentd root key ({provider} provider)", version=metrics.version())
@@ -98,9 +105,13 @@ class XksApp:
             if route(path) is not None:
                 return await _answer(send, 405, b"", [(b"allow", b"POST")])
             return await respond(send, 404, XksError("InvalidUriPathException", "Not Found").body(), JSON)
-        await self._post(scope, receive, send)
+        self.in_flight += 1
+        try:
+            await self._post(scope, receive, send, throttled=self.limit is not None and self.in_flight > self.limit)
+        finally:
+            self.in_flight -= 1
 
-    async def _post(self, scope, receive, send):
+    async def _post(self, scope, receive, send, throttled: bool):
         received = time.time()
         loop = asyncio.get_running_loop()
         call = Call(request_id=str(uuid.uuid4()), path=scope.get("raw_path", b"").decode("latin-1") or scope["path"])
@@ -108,6 +119,8 @@ class XksApp:
         error: XksError | None = None
         close = False
         try:
+            if throttled:
+                raise XksError("ThrottlingException", "The proxy has too many requests in progress; retry later.")
             body = await read_body(scope, receive, self.settings.body_timeout, loop)
             answer = await loop.run_in_executor(self.executor, self.proxy.handle, call, headers, body)
             status, payload = 200, orjson.dumps(answer)
@@ -115,8 +128,8 @@ class XksApp:
             error = err
         except (BodyTooLarge, BodyTimeout) as err:
             close = True
-            error = (XksError("UnsupportedOperationException", err.message) if isinstance(err, BodyTooLarge)
-                     else XksError("ValidationException", err.message))
+            error = (XksError("UnsupportedOperationException", err.message or "") if isinstance(err, BodyTooLarge)
+                     else XksError("ValidationException", err.message or ""))
         except (StoreUnavailable, RootKeyUnavailable) as exc:  # an outage: retryable, one line, no traceback
             log.warning("XKS proxy request %s: %s", call.request_id, exc)
             error = XksError("DependencyTimeoutException", "The proxy's store or root key did not answer in time; "
@@ -167,7 +180,7 @@ class XksListener:
                         {"allowed_names": frozenset(settings.xks_proxy_client_cn or ())})
         self.config = Config(XksApp(owner), http=protocol, lifespan="off", log_config=None, access_log=False,
                              server_header=False, proxy_headers=False, timeout_keep_alive=settings.keep_alive_timeout,
-                             limit_concurrency=settings.limit_concurrency)
+                             limit_concurrency=None)  # XksApp answers the limit in the spec's words
         self.config.load()
         self.state = ServerState()
         self.server: asyncio.base_events.Server | None = None
