@@ -3,7 +3,9 @@
 naming a subject of ``--xks-proxy-client-cn`` is served; no certificate, a certificate of another
 CA, or another subject is refused before any request is read (without mTLS:
 tests/e2e/test_xks_proxy.py); calls are counted in the metrics. External keys wrapped under a
-root key in an HSM (SoftHSM2). A database outage; throttling. The refusals of ``trentd serve`` for contradictory options."""
+root key in an HSM (SoftHSM2). The errors of an overloaded or failing proxy: a database outage
+(DependencyTimeoutException), too many requests (ThrottlingException), an unwritable audit log
+(InternalException). The refusals of ``trentd serve`` for contradictory options."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from trentd.testing import softhsm
 from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, require_cluster_tools
 from trentd.testing.server import TrentdServer, free_port
 
+from ..helpers import break_audit_dir
 from .xks_proxy_client import AWS_CLIENT_CN, XksClient, admin, b64, error, eventually, server_cert, write_ca
 
 
@@ -202,3 +205,21 @@ def test_too_many_requests_in_progress_is_throttling(tmp_path):
             for conn in stalled:
                 conn.close()
         eventually(lambda: _assert_ok(xks.health()))
+
+
+def test_an_unwritable_audit_log_refuses_calls(tmp_path):
+    """Fail-closed, as the KMS API: a call that cannot be audited is not answered (InternalException,
+    500); once the log is writable again, calls are answered."""
+    port = free_port()
+    with TrentdServer(data_dir=tmp_path / "data", extra_args=("--xks-proxy-port", str(port))) as server:
+        ks = admin(server, "keystores", "create", "--name", "audited")
+        key = admin(server, "keys", "create", "--keystore", "audited")["KeyId"]
+        xks = XksClient(port, server.data_dir / "xks-tls" / "ca.pem", ks["UriPath"], ks["AccessKeyId"],
+                        ks["SecretAccessKey"], server_name="localhost")
+        eventually(lambda: _assert_ok(xks.key_metadata(key)))
+        break_audit_dir(server)
+        status, body = xks.encrypt(key, b"not audited, not answered")
+        assert (status, body) == (500, {"errorName": "InternalException",
+                                        "errorMessage": "The request could not be audited."})
+        (server.data_dir / "audit").unlink()
+        eventually(lambda: _assert_ok(xks.encrypt(key, b"audited")))
