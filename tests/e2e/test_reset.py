@@ -22,11 +22,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from trentd.testing.server import TrentdServer
-from trentd.testing.xks_proxy import TestCA, XksTestProxy
 
 from ..helpers import new_account, user_aliases
 from .test_scale_out import assert_clean_logs, client
 from .test_xks import connected_store, xks_key
+from .xks_proxy_client import TrentdXksProxy
 
 RESET_PATHS = ("/_trentd/reset", "/moto-api/reset")
 CONNECTIONS = 6  # new clients (connections) per round of calls
@@ -39,8 +39,9 @@ KEPT_TABLES = ("principals", "access_keys", "identity_policies")
 
 @pytest.fixture(scope="module")
 def xks_proxy(tmp_path_factory):
-    """An external key store proxy, so that a reset has custom key stores and XKS keys to delete."""
-    with XksTestProxy(TestCA(tmp_path_factory.mktemp("xks-ca")), "xks.reset.test") as proxy:
+    """An external key store proxy (a real one: trentd's XKS listener), so that a reset has custom
+    key stores and XKS keys to delete."""
+    with TrentdXksProxy(tmp_path_factory.mktemp("xks-proxy")) as proxy:
         yield proxy
 
 

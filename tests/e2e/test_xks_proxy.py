@@ -279,6 +279,16 @@ def test_key_status_and_usage(proxy_server, xks):
     assert code == 1 and "still holds" in text
 
 
+def test_keys_named_by_the_administrator(proxy_server, xks):
+    created = admin(proxy_server, "keys", "create", "--keystore", "main", "--key-id", "inventory.key_1-a")
+    assert created == {"KeyId": "inventory.key_1-a", "KeyStore": "main", "KeyUsage": ["ENCRYPT", "DECRYPT"]}
+    eventually(lambda: _assert_status(xks.key_metadata("inventory.key_1-a"), 200))
+    for bad, why in (("inventory.key_1-a", "has a key 'inventory.key_1-a' already"), ("has space", "--key-id"),
+                     ("k" * 129, "--key-id")):
+        code, text = admin(proxy_server, "keys", "create", "--keystore", "main", "--key-id", bad, ok=False)
+        assert code == 1 and why in text
+
+
 # --- secondary authorization -----------------------------------------------------------------------
 def test_secondary_authorization(proxy_server, xks, key_id, tmp_path):
     policy = {"Version": "2012-10-17", "Statement": [

@@ -161,3 +161,50 @@ def eventually(check, timeout: float = 5.0):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+class TrentdXksProxy:
+    """A real XKS proxy — a trentd serving ``--xks-proxy-port`` with a test CA's certificate for
+    ``xks.trentd.test`` — with the attributes of trentd.testing.xks_proxy.XksTestProxy that the
+    KMS-side helpers of tests/e2e/test_xks.py read (``uri_endpoint``, ``uri_path``,
+    ``access_key_id``, ``secret``, ``resolve_arg``, ``ca.path``, ``add_key``), for tests that need a
+    proxy that behaves. Use as a context manager."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._ca = trustme.CA()
+        cert, key = server_cert(self._ca, directory)
+        self.port = _free_port()
+        self.server = TrentdServer(data_dir=directory / "data",
+                                   extra_args=("--xks-proxy-port", str(self.port), "--xks-proxy-tls-cert", str(cert),
+                                               "--xks-proxy-tls-key", str(key)))
+        self.ca = _Ca(write_ca(self._ca, directory))
+        self.uri_endpoint = f"https://{HOST}"
+
+    def __enter__(self) -> "TrentdXksProxy":
+        self.server.__enter__()
+        keystore = admin(self.server, "keystores", "create", "--name", "tests")
+        self.uri_path, self.access_key_id, self.secret = (keystore["UriPath"], keystore["AccessKeyId"],
+                                                          keystore["SecretAccessKey"])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def resolve_arg(self) -> str:
+        return f"{HOST}=127.0.0.1:{self.port}"
+
+    def add_key(self, key_id: str, **_unused) -> None:
+        admin(self.server, "keys", "create", "--keystore", "tests", "--key-id", key_id)
+
+
+class _Ca:
+    def __init__(self, path: Path):
+        self.path = path
+
+
+def _free_port() -> int:
+    from trentd.testing.server import free_port
+
+    return free_port()

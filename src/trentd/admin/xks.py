@@ -3,7 +3,7 @@
     trentd xks keystores create --name NAME [--uri-prefix PREFIX] [--account ID]
     trentd xks keystores list | delete --keystore NAME | put-policy --keystore NAME --policy-file FILE
     trentd xks credentials rotate --keystore NAME | retire --keystore NAME --access-key-id ID
-    trentd xks keys create --keystore NAME [--usage ENCRYPT,DECRYPT,…] | list --keystore NAME
+    trentd xks keys create --keystore NAME [--usage ENCRYPT,DECRYPT,…] [--key-id ID] | list --keystore NAME
     trentd xks keys enable|disable|delete --keystore NAME --key-id ID
 
 Each command is one store transaction over the same ``--data-dir``/``--database`` as the server
@@ -60,6 +60,7 @@ def add_parser(commands, data_dir_arg) -> None:
     create = actions.add_parser("create")
     create.add_argument("--keystore", required=True)
     create.add_argument("--usage", help=f"comma-separated, of {','.join(keys.USAGES)} (default: ENCRYPT,DECRYPT)")
+    create.add_argument("--key-id", help="the key's id (default: a new UUID); 1-128 of A-Z a-z 0-9 . _ -")
     actions.add_parser("list").add_argument("--keystore", required=True)
     for name in ("enable", "disable", "delete"):
         sub = actions.add_parser(name)
@@ -105,7 +106,7 @@ def _act(tx, ring, args, document: str | None) -> dict:
             return keystores.rotate(tx, ring, args.keystore, now)
         return keystores.retire(tx, args.keystore, args.access_key_id)
     if action == "create":
-        return keys.create(tx, ring, args.keystore, keys.parse_usages(args.usage), now)
+        return keys.create(tx, ring, args.keystore, keys.parse_usages(args.usage), now, args.key_id)
     if action == "list":
         keystores.existing(tx, args.keystore)
         return {"Keys": [keys.describe(k) for k in tx.list_xks_proxy_keys(args.keystore)]}

@@ -2,12 +2,14 @@
 
 trentd is itself a real XKS proxy (``trentd serve --xks-proxy-port``, xksproxy/, docs/xks.md), and
 the end-to-end tests of a KMS key in an external key store run against it
-(tests/e2e/test_xks_proxy.py: one trentd is another's external key store). This one stays for the
+(tests/e2e/test_xks_proxy.py: one trentd is another's external key store; tests/e2e/test_reset.py
+through ``TrentdXksProxy`` in tests/e2e/xks_proxy_client.py). This one stays for the
 tests that need a proxy that *misbehaves* on command — an error name on every call
 (``fail_with``), slowness past the KMS side's timeout (``delay``), a crash and a restart on the same
 port (``stop``/``start``), an unhealthy key manager (``health_status``), a certificate naming
-another host — and for tests that inspect each request the KMS side sent (``requests``) or choose
-external key ids themselves (``add_key``), which the real proxy generates.
+another host — and for tests that inspect each request the KMS side sent (``requests``) or add
+many key stores under one credential on the fly (``prefixes``, tests/clients/test_boto3_sweep.py),
+which the real proxy refuses by design (a credential serves one key store).
 
 Spec-compliant where trentd's tests look: HTTPS with a certificate from a test CA, SigV4
 verification (service ``kms-xks-proxy``, ±5 minutes, several live credentials) through

@@ -7,6 +7,7 @@ key is enabled."""
 from __future__ import annotations
 
 import os
+import re
 import uuid
 
 from ..store.records import XksProxyKey
@@ -19,6 +20,7 @@ KEY_SPEC = "AES_256"
 USAGES = ("ENCRYPT", "DECRYPT", "SIGN", "VERIFY", "WRAP", "UNWRAP", "DERIVE")
 DEFAULT_USAGES = ("ENCRYPT", "DECRYPT")
 STATUSES = ("ENABLED", "DISABLED")
+KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")  # the spec's externalKeyId
 
 
 def parse_usages(text: str | None) -> tuple[str, ...]:
@@ -36,9 +38,15 @@ def describe(key: XksProxyKey) -> dict:
             "CreationDate": key.created}
 
 
-def create(tx, ring, keystore: str, usages: tuple[str, ...], now: float) -> dict:
+def create(tx, ring, keystore: str, usages: tuple[str, ...], now: float, key_id: str | None = None) -> dict:
+    """A new key; its id a UUID, or ``key_id`` (an inventory name: the spec's externalKeyId characters)."""
     existing(tx, keystore)
-    key_id = str(uuid.uuid4())
+    if key_id is None:
+        key_id = str(uuid.uuid4())
+    elif not KEY_ID.fullmatch(key_id):
+        raise KeystoreError("--key-id: 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+    elif tx.get_xks_proxy_key(keystore, key_id) is not None:
+        raise KeystoreError(f"the XKS key store {keystore!r} has a key {key_id!r} already")
     material = os.urandom(32)
     wrapped = ring.wrap(material, material_aad(keystore, key_id))
     tx.insert_xks_proxy_key(XksProxyKey(keystore, key_id, wrapped, usages, "ENABLED", now))
