@@ -4,9 +4,10 @@ errors), KMS keys backed by an external key (CreateKey with XksKeyId), Encrypt/D
 GenerateDataKey/ReEncrypt through the proxy, and what a disconnected store, a stopped proxy,
 a slow proxy and wrong proxy credentials do.
 
-The test proxy is kept here because these tests need a proxy that misbehaves on command (errors,
-delays, crashes, unhealthy answers) or inspect the requests it received; the happy path through a
-real proxy, trentd's own XKS listener, is tests/e2e/test_xks_proxy.py.
+The test proxy is kept here where a test needs a proxy that misbehaves on command (errors, delays,
+crashes, unhealthy answers, keys of another spec), inspects the requests it received, or adds key
+stores under one credential on the fly; the tests that need a proxy that behaves use a real one,
+trentd's own XKS listener (``real_proxy``). More of it: tests/e2e/test_xks_proxy.py.
 
 trentd reaches the proxies through the test-only flags ``--xks-resolve`` (the endpoint's name
 to 127.0.0.1:PORT) and ``--xks-ca-bundle`` (the test CA), so the endpoints keep the form the
@@ -26,6 +27,7 @@ from trentd.testing.server import TrentdServer, free_port
 from trentd.testing.xks_proxy import TestCA, XksTestProxy, new_access_key_id, new_secret
 
 from ..helpers import fails
+from .xks_proxy_client import TrentdXksProxy
 
 DAY = 86_400
 XKS_TIMEOUT = 0.5
@@ -58,8 +60,17 @@ def spare_proxy(ca):
 
 
 @pytest.fixture(scope="module")
-def xks_server(store_kind, ca, main_proxy, spare_proxy):
+def real_proxy(ca, tmp_path_factory):
+    """A real proxy, trentd's own XKS listener, for the tests that need one that behaves."""
+    with TrentdXksProxy(tmp_path_factory.mktemp("real-proxy"), "real.trentd.test", ca.issue("real.trentd.test"),
+                        ca.path) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def xks_server(store_kind, ca, main_proxy, spare_proxy, real_proxy):
     args = ("--xks-resolve", main_proxy.resolve_arg, "--xks-resolve", spare_proxy.resolve_arg,
+            "--xks-resolve", real_proxy.resolve_arg,
             # a name that resolves to a port where nothing listens
             "--xks-resolve", f"dead.trentd.test=127.0.0.1:{free_port()}",
             # a name served by a proxy whose certificate names another host
@@ -358,9 +369,9 @@ def test_xks_key_round_trips_through_the_proxy(kms, proxy, account):
     assert kms.decrypt(CiphertextBlob=back)["Plaintext"] == b"p" * 4096
 
 
-def test_xks_ciphertext_is_bound_to_context_and_key(kms, proxy):
-    store_id = connected_store(kms, proxy)
-    key_id = xks_key(kms, proxy, store_id)
+def test_xks_ciphertext_is_bound_to_context_and_key(kms, real_proxy):
+    store_id = connected_store(kms, real_proxy)
+    key_id = xks_key(kms, real_proxy, store_id)
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"secret", EncryptionContext={"a": "b"})["CiphertextBlob"]
     # A wrong context is refused by the external key manager (it is part of the proxy's AAD).
     code, message = fails(kms.decrypt, CiphertextBlob=blob, EncryptionContext={"a": "c"})
@@ -411,9 +422,9 @@ def test_create_key_in_a_store_refusals(kms, proxy, xks_server, account):
     assert len(kms.list_keys()["Keys"]) == 1
 
 
-def test_disconnected_store_makes_its_keys_unavailable(kms, proxy, account):
-    store_id = connected_store(kms, proxy)
-    key_id = xks_key(kms, proxy, store_id)
+def test_disconnected_store_makes_its_keys_unavailable(kms, real_proxy, account):
+    store_id = connected_store(kms, real_proxy)
+    key_id = xks_key(kms, real_proxy, store_id)
     arn = f"arn:aws:kms:us-east-1:{account}:key/{key_id}"
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
@@ -432,7 +443,7 @@ def test_disconnected_store_makes_its_keys_unavailable(kms, proxy, account):
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
     code, _ = fails(kms.create_key, CustomKeyStoreId=store_id, Origin="EXTERNAL_KEY_STORE",
-                    XksKeyId=new_external_key(proxy))
+                    XksKeyId=new_external_key(real_proxy))
     assert code == "CustomKeyStoreInvalidStateException"
 
 
@@ -467,9 +478,9 @@ def test_proxy_failures_during_cryptographic_operations(kms, spare):
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
 
 
-def test_keys_block_store_deletion_until_deleted(kms, proxy, xks_server):
-    store_id = connected_store(kms, proxy)
-    key_id = xks_key(kms, proxy, store_id)
+def test_keys_block_store_deletion_until_deleted(kms, real_proxy, xks_server):
+    store_id = connected_store(kms, real_proxy)
+    key_id = xks_key(kms, real_proxy, store_id)
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
     code, _ = fails(kms.delete_custom_key_store, CustomKeyStoreId=store_id)
     assert code == "CustomKeyStoreHasCMKsException"
@@ -480,8 +491,8 @@ def test_keys_block_store_deletion_until_deleted(kms, proxy, xks_server):
     assert kms.describe_custom_key_stores()["CustomKeyStores"] == []
 
 
-def test_generate_random_with_a_custom_key_store(kms, proxy):
-    store_id = create_store(kms, proxy)
+def test_generate_random_with_a_custom_key_store(kms, real_proxy):
+    store_id = create_store(kms, real_proxy)
     code, _ = fails(kms.generate_random, NumberOfBytes=8, CustomKeyStoreId=store_id)
     assert code == "UnsupportedOperationException"
     code, _ = fails(kms.generate_random, NumberOfBytes=8, CustomKeyStoreId="cks-00000000000000000")

@@ -170,16 +170,20 @@ class TrentdXksProxy:
     ``access_key_id``, ``secret``, ``resolve_arg``, ``ca.path``, ``add_key``), for tests that need a
     proxy that behaves. Use as a context manager."""
 
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self._ca = trustme.CA()
-        cert, key = server_cert(self._ca, directory)
+    def __init__(self, directory: Path, host: str = HOST, cert: tuple[Path, Path] | None = None,
+                 ca_path: Path | None = None):
+        """``cert`` and ``ca_path``: the listener's certificate for ``host`` and its CA (default: a
+        trustme CA's)."""
+        self.directory, self.host = directory, host
+        if cert is None or ca_path is None:
+            ca = trustme.CA()
+            cert, ca_path = server_cert(ca, directory), write_ca(ca, directory)
         self.port = _free_port()
         self.server = TrentdServer(data_dir=directory / "data",
-                                   extra_args=("--xks-proxy-port", str(self.port), "--xks-proxy-tls-cert", str(cert),
-                                               "--xks-proxy-tls-key", str(key)))
-        self.ca = _Ca(write_ca(self._ca, directory))
-        self.uri_endpoint = f"https://{HOST}"
+                                   extra_args=("--xks-proxy-port", str(self.port), "--xks-proxy-tls-cert", str(cert[0]),
+                                               "--xks-proxy-tls-key", str(cert[1])))
+        self.ca = _Ca(ca_path)
+        self.uri_endpoint = f"https://{host}"
 
     def __enter__(self) -> "TrentdXksProxy":
         self.server.__enter__()
@@ -193,7 +197,7 @@ class TrentdXksProxy:
 
     @property
     def resolve_arg(self) -> str:
-        return f"{HOST}=127.0.0.1:{self.port}"
+        return f"{self.host}=127.0.0.1:{self.port}"
 
     def add_key(self, key_id: str, **_unused) -> None:
         admin(self.server, "keys", "create", "--keystore", "tests", "--key-id", key_id)
