@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -153,6 +154,25 @@ def test_size_limits(xks, key_id):
     long_arn = "arn:aws:iam::111122223333:user/" + "a" * 2048
     assert error(xks.key_metadata(key_id, metadata(principal=long_arn))) == (400, "ValidationException")
     assert error(xks.post(f"/keys/{key_id}/encrypt", b" " * (70 * 1024))) == (501, "UnsupportedOperationException")
+
+
+def test_curl_as_the_spec_uses_it(proxy_server, xks, key_id, tmp_path):
+    """The spec's Appendix D: curl --aws-sigv4 (it signs content-type;host;x-amz-date)."""
+    assert shutil.which("curl"), "curl (7.75 or later, for --aws-sigv4) is needed"
+    body = tmp_path / "encrypt.json"
+    body.write_text(json.dumps({"requestMetadata": metadata("GenerateDataKey"), "plaintext": b64(b"Hello World!"),
+                                "encryptionAlgorithm": "AES_GCM"}))
+    done = subprocess.run(
+        ["curl", "-sS", "--aws-sigv4", "aws:amz:us-east-1:kms-xks-proxy", "--user",
+         f"{xks.access_key_id}:{xks.secret}", "-X", "POST", "-H", "Content-Type:application/json",
+         "--cacert", str(proxy_server.xks_ca), "--resolve", f"xks.trentd.test:{proxy_server.xks_port}:127.0.0.1",
+         "--data", f"@{body}", "-w", "\n%{http_code}",
+         f"https://xks.trentd.test:{proxy_server.xks_port}{xks.uri_path}/keys/{key_id}/encrypt"],
+        capture_output=True, text=True, timeout=30)
+    answer, _, status = done.stdout.rpartition("\n")
+    assert (done.returncode, status) == (0, "200"), (done.stdout, done.stderr)
+    sealed = json.loads(answer)
+    assert xks.decrypt(key_id, sealed) == (200, {"plaintext": b64(b"Hello World!")})
 
 
 # --- URIs and methods ------------------------------------------------------------------------------
