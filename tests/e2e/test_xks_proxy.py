@@ -377,6 +377,11 @@ def test_every_call_is_audited_without_plaintext(proxy_server, xks, key_id):
     assert refused and refused[-1]["errorCode"] == "ValidationException"
     admin_events = [e for e in events() if e["eventName"] == "CreateKeyStore"]
     assert admin_events and all("SecretAccessKey" not in json.dumps(e) for e in admin_events)
+    # the proxy's events are links of the same hash chains as every other event
+    files = sorted(str(p) for p in (proxy_server.data_dir / "audit").glob("*.jsonl"))
+    verified = subprocess.run([sys.executable, "-m", "trentd", "audit", "verify", *files], capture_output=True,
+                              text=True, timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 # --- two trentds: A's external key store is B's XKS listener ------------------------------------------
