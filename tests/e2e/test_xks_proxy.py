@@ -12,8 +12,11 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import warnings
 
 import pytest
 import trustme
@@ -173,6 +176,35 @@ def test_curl_as_the_spec_uses_it(proxy_server, xks, key_id, tmp_path):
     assert (done.returncode, status) == (0, "200"), (done.stdout, done.stderr)
     sealed = json.loads(answer)
     assert xks.decrypt(key_id, sealed) == (200, {"plaintext": b64(b"Hello World!")})
+
+
+@pytest.mark.one_store  # TLS, not the store
+@pytest.mark.parametrize("version, ciphers", [
+    (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"),
+    (ssl.TLSVersion.TLSv1_3, None)])
+def test_tls_as_the_spec_asks(proxy_server, version, ciphers):
+    """TLS 1.2 with the spec's suites, and 1.3; a TLS 1.1 client is refused by the server."""
+    context = ssl.create_default_context(cafile=str(proxy_server.xks_ca))
+    context.minimum_version = context.maximum_version = version
+    if ciphers:
+        context.set_ciphers(ciphers)
+    with socket.create_connection(("127.0.0.1", proxy_server.xks_port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="xks.trentd.test") as tls:
+            name, protocol, _ = tls.cipher()
+    assert protocol == ("TLSv1.2" if version == ssl.TLSVersion.TLSv1_2 else "TLSv1.3")
+    assert name in {"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384", "TLS_AES_256_GCM_SHA384",
+                    "TLS_CHACHA20_POLY1305_SHA256"}
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(str(proxy_server.xks_ca))
+    old.options &= ~ssl.OP_NO_TLSv1_1
+    old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    with warnings.catch_warnings():  # deprecated, which is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", proxy_server.xks_port), timeout=10) as raw:
+        with pytest.raises(ssl.SSLError):
+            old.wrap_socket(raw, server_hostname="xks.trentd.test")
 
 
 # --- URIs and methods ------------------------------------------------------------------------------
