@@ -319,6 +319,7 @@ class CentralCopier:
 
     # --- the copier's thread -------------------------------------------------------------------
     def _run(self) -> None:
+        self._background()  # chains of stopped processes first: they are older than this one's
         while True:
             with self._cond:
                 if not self._pending and self._dropped_since is None and not self._closing:

@@ -1,0 +1,66 @@
+"""The central trail's pure parts (audit/central.py): an event's lookup columns and visibility, a
+written line split back into the bytes its hash covers, and the copier's hand-over and lag."""
+
+from __future__ import annotations
+
+import time
+
+from trentd.audit import chain
+from trentd.audit.central import CentralCopier, event_micros, row_of, split_line, username, visible_to
+
+
+def test_username_is_cloudtrails_lookup_attribute():
+    assert username({"type": "IAMUser", "userName": "alice", "arn": "arn:aws:iam::1:user/alice"}) == "alice"
+    assert username({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/App/build-42"}) == "build-42"
+    assert username({"type": "Root", "arn": "arn:aws:iam::111122223333:root"}) == "root"
+    assert username({"type": "Unknown", "accessKeyId": "AKIA…"}) is None
+    assert username({}) is None
+
+
+def test_an_allowed_call_is_visible_to_the_key_owner_a_refused_one_is_not():
+    key = {"accountId": "222222222222", "type": "AWS::KMS::Key", "ARN": "arn:aws:kms:us-east-1:222222222222:key/k"}
+    allowed = {"recipientAccountId": "111111111111", "resources": [key, dict(key)]}
+    assert visible_to(allowed) == ("111111111111", "222222222222")
+    assert visible_to({**allowed, "errorCode": "AccessDeniedException"}) == ("111111111111",)
+    assert visible_to({"resources": [key]}) == ("222222222222",)  # unauthenticated: no caller account
+    assert visible_to({"errorCode": "IncompleteSignatureException"}) == ()
+
+
+def test_event_time_in_microseconds():
+    assert event_micros("1970-01-01T00:00:01Z") == 1_000_000
+    assert event_micros("2026-11-28T13:45:15Z") == 1_795_873_515_000_000
+    assert event_micros("2026-11-28T13:45:15.250Z") == 1_795_873_515_250_000
+    assert event_micros(None) == 0 and event_micros("yesterday") == 0
+
+
+def test_a_written_line_splits_into_the_hashed_bytes_and_its_links():
+    event = {"eventName": "Encrypt", "nested": {"b": 1, "a": [1, 2]}, "readOnly": True}
+    line, digest = chain.encode(event, 7, "ab" * 32)
+    body, links = split_line(line.rstrip(b"\n"))
+    assert body == chain.canonical(event) and links == {"seq": 7, "prev": "ab" * 32, "hash": digest}
+    empty_line, _ = chain.encode({}, 0, chain.ZERO)
+    assert split_line(empty_line.rstrip(b"\n"))[0] == b"{}"
+    assert split_line(b'{"eventName":"Encrypt"}') is None
+    assert split_line(b'{"eventName":"x","trentdChain":{"seq":') is None
+
+
+def test_row_of_an_event():
+    event = {"eventTime": "2026-11-28T13:45:15Z", "eventID": "e-1", "awsRegion": "eu-west-1", "eventName": "Decrypt",
+             "eventSource": "kms.amazonaws.com", "readOnly": True, "recipientAccountId": "111111111111",
+             "userIdentity": {"type": "IAMUser", "userName": "bob", "accessKeyId": "AKIAEXAMPLE"},
+             "resources": [{"type": "AWS::KMS::Key", "ARN": "arn:k", "accountId": "111111111111"}, "junk"]}
+    row = row_of("c", 3, "p", "h", b"{}", event)
+    assert (row.event_time, row.event_id, row.region, row.event_name, row.event_source, row.read_only, row.username,
+            row.access_key_id) == (1_795_873_515_000_000, "e-1", "eu-west-1", "Decrypt", "kms.amazonaws.com", 1, "bob",
+                                   "AKIAEXAMPLE")
+    assert row.accounts == ("111111111111",) and row.resources == (("AWS::KMS::Key", "arn:k"),)
+    assert row_of("c", 0, "p", "h", b"{}", {}).read_only is None
+
+
+def test_lag_is_the_age_of_the_oldest_line_not_yet_copied(tmp_path):
+    copier = CentralCopier(None, "chain", tmp_path, max_lag=0.05, start=False)  # no thread: nothing copies
+    assert copier.lag() == 0.0 and not copier.lagging()
+    copier.written([(0, chain.ZERO, "h", b"{}", {})])
+    time.sleep(0.1)  # the lag is the age of a line: it has to grow
+    assert copier.lag() >= 0.1 and copier.lagging()
+    assert copier.status()["maxLagSeconds"] == 0.05
