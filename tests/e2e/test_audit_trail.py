@@ -31,7 +31,7 @@ from contextlib import contextmanager
 import pytest
 from botocore.exceptions import ClientError
 
-from trentd.testing.postgres import ThrowawayDatabase
+from trentd.testing.postgres import ThrowawayCluster, ThrowawayDatabase, require_cluster_tools
 from trentd.testing.server import TrentdServer
 
 from ..helpers import code_of, new_account
@@ -416,3 +416,44 @@ def test_the_chain_of_a_process_that_is_gone_is_copied_when_a_server_starts(stor
         assert Counter(r for r in central(server) if r in orphans) == Counter(orphans)
         code, report = verify(server)
         assert code == 0 and orphan_chain in {c["chain"] for c in report["chains"]}, report
+
+
+def test_a_stopped_postgresql_server_loses_no_central_event():
+    """PostgreSQL itself stopped (a cluster of the test's own; SQLite has no server to stop, the
+    blocked copy above covers it): requests are answered, or refused with a retryable 5xx once the
+    caches stop trusting themselves (docs/scale-out.md); every event of the outage, answered or
+    not, reaches the central trail once the database is back, exactly once and in chain order."""
+    require_cluster_tools()
+    with ThrowawayCluster() as cluster:
+        database = ThrowawayDatabase(cluster.dsn)
+        server = TrentdServer(database=database.dsn)
+        try:
+            server.start()
+            kms = client(server, new_account())
+            key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+            requests = [rid(kms.encrypt(KeyId=key_id, Plaintext=b"before"))]
+            wait_central(server, requests)
+            cluster.stop()
+            try:
+                outcomes = []
+                for _ in range(10):
+                    try:
+                        requests.append(rid(kms.encrypt(KeyId=key_id, Plaintext=b"during")))
+                        outcomes.append("ok")
+                    except ClientError as exc:
+                        assert code_of(exc)[1] in (500, 503), exc.response
+                        requests.append(rid(exc))
+                        outcomes.append(code_of(exc)[0])
+                    time.sleep(0.1)
+                assert set(outcomes) <= {"ok", "DependencyTimeoutException", "KMSInternalException"}, outcomes
+            finally:
+                cluster.start()
+            found = wait_central(server, requests)  # each exactly once
+            chain = found[requests[0]][0][0]
+            seqs = [seq for seq, in query(server, "SELECT seq FROM audit_trail WHERE chain = ? ORDER BY seq", (chain,))]
+            assert seqs == list(range(len(seqs)))  # no gap (botocore's retries are requests too)
+            assert verify(server)[0] == 0
+            assert "Traceback" not in server.logs()
+        finally:
+            server.cleanup()
+            database.drop()
