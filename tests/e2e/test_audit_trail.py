@@ -25,7 +25,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
 from contextlib import contextmanager
 
 import pytest
@@ -410,10 +409,6 @@ def test_the_chain_of_a_process_that_is_gone_is_copied_when_a_server_starts(stor
         orphans = [f"orphan-{tag}-{n}" for n in range(3)]
         found = wait_central(server, orphans)
         assert [found[r][0][:2] for r in orphans] == [(orphan_chain, n) for n in range(3)]
-        server.restart()  # copied once: a second start finds it central already
-        # A server looks for such chains before it copies its own first event.
-        wait_central(server, [rid(client(server, tag).list_keys())])
-        assert Counter(r for r in central(server) if r in orphans) == Counter(orphans)
         code, report = verify(server)
         assert code == 0 and orphan_chain in {c["chain"] for c in report["chains"]}, report
 

@@ -429,6 +429,7 @@ class CentralCopier:
                 if len(batch) >= MAX_BATCH:
                     copied += self._insert(batch)
                     batch = []
+                    self._copy_own()  # a long history (an upgrade's old files) must not hold back the live chain
             copied += self._insert(batch)
             self._done_chains[name] = last
         if copied:
