@@ -64,3 +64,37 @@ def test_lag_is_the_age_of_the_oldest_line_not_yet_copied(tmp_path):
     time.sleep(0.1)  # the lag is the age of a line: it has to grow
     assert copier.lag() >= 0.1 and copier.lagging()
     assert copier.status()["maxLagSeconds"] == 0.05
+
+
+def test_lines_dropped_from_memory_are_read_back_from_the_files(tmp_path, monkeypatch):
+    """More lines than the copier holds in memory: the oldest are copied from the chain's files,
+    every line exactly once and in order; copying again changes nothing."""
+    from trentd.audit import central
+    from trentd.audit import trail as reading
+    from trentd.audit.sink import AuditSink
+    from trentd.store import trail
+    from trentd.store.sqlite import SQLiteStore
+
+    monkeypatch.setattr(central, "MAX_PENDING", 5)
+    store = SQLiteStore(tmp_path / "trentd.db")
+    store.migrate()
+    sink = AuditSink(tmp_path / "audit", fsync=False)
+    copier = CentralCopier(store, sink.chain_name, tmp_path / "audit", start=False)
+    sink.on_written = copier.written
+    for n in range(20):
+        sink.submit({"eventName": "Encrypt", "requestID": f"r{n}", "eventTime": "2026-12-05T01:00:00Z"}).result()
+    sink.close()
+    assert copier.lag() > 0 and len(copier._pending) == 5  # 15 dropped from memory
+    copier._thread.start()
+    assert copier.wait_copied(timeout=10)
+    copier.close()
+    with store.read() as tx:
+        links = trail.chain_links(tx, sink.chain_name, -1, 100)
+    assert [seq for seq, *_ in links] == list(range(20))
+    with store.write() as tx:  # the same rows again: idempotent on (chain, seq)
+        trail.insert_events(tx, list(central.read_chain(tmp_path / "audit", sink.chain_name, -1)))
+    with store.read() as tx:
+        assert tx.one("SELECT count(*) FROM audit_trail")[0] == 20
+    report = reading.verify(store)
+    assert report.ok and report.chains[0].events == 20 and report.chains[0].head == links[-1][2]
+    store.close()

@@ -25,6 +25,7 @@ gauge, a detail of ``GET /readyz``, logged when it passes ``LAG_WARNING`` second
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -45,7 +46,7 @@ log = logging.getLogger("trentd.audit")
 
 BATCH_WINDOW = 0.05  # seconds the copier waits after waking, so a busy chain is copied in batches
 MAX_BATCH = 1000  # lines per store transaction
-MAX_PENDING = 50_000  # lines held in memory for the copy; older ones are read back from the files
+MAX_PENDING = 20_000  # lines held in memory for the copy; older ones are read back from the files
 RETRY_SECONDS = 0.5  # after a failed copy (the store is down)
 SCAN_SECONDS = 10.0  # how often chains of processes that are gone are looked for
 LAG_WARNING = 5.0  # seconds of lag from which it is logged (at most every LOG_EVERY seconds)
@@ -181,32 +182,6 @@ def _verifies(prev: str, seq: int, body: bytes, digest: str) -> bool:
         return False
 
 
-def last_seq_in_files(directory: Path, chain_name: str) -> int:
-    """The seq of the last complete line of the chain's last part (-1 when there is none)."""
-    for path in reversed(chain_parts(directory, chain_name)):
-        parts = _last_line(path)
-        if parts is not None:
-            return int(parts[1]["seq"])
-    return -1
-
-
-def _last_line(path: Path, block: int = 64 * 1024) -> tuple[bytes, dict] | None:
-    """The last complete line of a file, split (split_line), reading only the file's end."""
-    try:
-        with open(path, "rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            data, pos = b"", end
-            while pos > 0 and data.count(b"\n") < 2:
-                step = min(block, pos)
-                pos -= step
-                f.seek(pos)
-                data = f.read(step) + data
-    except OSError:
-        return None
-    lines = data.split(b"\n")[:-1]  # after the last newline: b"" or an incomplete line
-    return split_line(lines[-1]) if lines and (pos == 0 or len(lines) > 1) else None
-
-
 def live(chain_name: str) -> bool:
     """Whether a process of this host still writes ``chain_name`` (``<host>_<start>_<pid>_<rand>``,
     audit/sink.py): its pid is alive. Chains of other hosts are never live here: each node writes
@@ -259,7 +234,7 @@ class CentralCopier:
         self._failing: str | None = None
         self._last_log = 0.0
         self._next_scan = 0.0
-        self._done_chains: dict[str, int] = {}  # gone chains copied through this seq
+        self._done_chains: dict[str, tuple] = {}  # gone chains copied: their last part's (path, size)
         self.stats = {"copied": 0, "failures": 0}
         self._thread = threading.Thread(target=self._run, name="trentd-audit-central", daemon=True)
         if start:
@@ -369,7 +344,7 @@ class CentralCopier:
             self._refill_dropped()
         while True:
             with self._cond:
-                batch = [line for _, line in list(self._pending)[:MAX_BATCH]]
+                batch = [line for _, line in itertools.islice(self._pending, MAX_BATCH)]
             batch = [line for line in batch if line[0] > self._copied]
             if not batch:
                 with self._cond:
@@ -418,8 +393,12 @@ class CentralCopier:
             return 0
         copied = 0
         for name in sorted(chain_names(self.directory) - {self.chain_name}):
-            last = last_seq_in_files(self.directory, name)
-            if self._done_chains.get(name) == last or live(name):
+            parts = chain_parts(self.directory, name)
+            try:
+                seen = (parts[-1], parts[-1].stat().st_size) if parts else None
+            except OSError:
+                continue
+            if seen is None or self._done_chains.get(name) == seen or live(name):
                 continue
             with self.store.read() as tx:
                 through = trail.copied_through(tx, name)
@@ -431,7 +410,7 @@ class CentralCopier:
                     batch = []
                     self._copy_own()  # a long history (an upgrade's old files) must not hold back the live chain
             copied += self._insert(batch)
-            self._done_chains[name] = last
+            self._done_chains[name] = seen
         if copied:
             log.info("central trail: %d event(s) of stopped processes copied", copied)
         return copied
