@@ -373,8 +373,15 @@ class CentralCopier:
                 batch = []
         self._insert_own(batch)
         with self._cond:
-            if self._dropped_until <= self._copied:
-                self._dropped_since = None
+            if self._dropped_until != until:
+                return  # more were dropped meanwhile: the next turn reads them
+            self._dropped_since = None
+            missing = self._copied < until
+            if missing:  # the file no longer holds them as written (read_chain logged why)
+                self._copied = until
+        if missing:
+            log.error("central trail: lines up to seq %d of %s could not be read back from its files; "
+                      "`trentd audit verify` reports the gap", until, self.chain_name)
 
     def _insert_own(self, rows: list[TrailRow]) -> None:
         if not rows:
