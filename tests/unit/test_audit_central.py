@@ -98,3 +98,51 @@ def test_lines_dropped_from_memory_are_read_back_from_the_files(tmp_path, monkey
     report = reading.verify(store)
     assert report.ok and report.chains[0].events == 20 and report.chains[0].head == links[-1][2]
     store.close()
+
+
+def _store(tmp_path):
+    from trentd.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "trentd.db")
+    store.migrate()
+    return store
+
+
+def test_retention_is_claimed_once_per_interval_across_processes(tmp_path):
+    from trentd.store import trail
+
+    store = _store(tmp_path)
+    minute = 60_000_000
+    with store.write() as tx:
+        assert trail.claim_job(tx, "retention", 10 * minute, minute)
+    with store.write() as tx:  # another node, half a minute later: already done
+        assert not trail.claim_job(tx, "retention", 10 * minute + minute // 2, minute)
+    with store.write() as tx:  # a minute on: due again
+        assert trail.claim_job(tx, "retention", 11 * minute, minute)
+    store.close()
+
+
+def test_a_store_that_refuses_the_copy_shows_in_the_lag_and_the_log(tmp_path, monkeypatch, caplog):
+    from trentd.audit import central
+    from trentd.store.errors import StoreUnavailable
+
+    class Refusing:
+        """A store whose every transaction fails as an unreachable database's would."""
+
+        def write(self):
+            raise StoreUnavailable("postgres: connection refused")
+
+        read = write
+
+    monkeypatch.setattr(central, "LAG_WARNING", 0.1)
+    monkeypatch.setattr(central, "RETRY_SECONDS", 0.05)
+    copier = CentralCopier(Refusing(), "chain", tmp_path, start=False)
+    copier.written([(0, chain.ZERO, "h", b"{}", {})])
+    copier._thread.start()
+    deadline = time.monotonic() + 10
+    while "central trail:" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(0.05)
+    assert "behind (1 event(s) waiting); the store does not take them: StoreUnavailable" in caplog.text
+    assert copier.stats["failures"] >= 1 and copier.lag() > 0.1
+    copier.close(timeout=1)
