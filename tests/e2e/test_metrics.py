@@ -414,3 +414,16 @@ def test_a_database_outage_shows_in_store_errors(own_cluster):
     assert value(found, "trentd_store_errors_total", engine="postgres") <= value(
         found, "trentd_store_call_duration_seconds_count", engine="postgres", mode="read") + value(
         found, "trentd_store_call_duration_seconds_count", engine="postgres", mode="write")
+
+
+def test_central_trail_lag_is_a_gauge(metrics_server, load):
+    """The age of the oldest audit event not yet copied to the central trail (docs/audit.md): after
+    the load every worker's copy has caught up (its lag is read at most a second old)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = samples(scrape(metrics_server.metrics_port)[2])
+        assert ("trentd_audit_central_lag_seconds", ()) in found, sorted(n for n, _ in found)
+        if value(found, "trentd_audit_central_lag_seconds") < 1.0:
+            break
+        assert time.monotonic() < deadline, value(found, "trentd_audit_central_lag_seconds")
+        time.sleep(0.2)

@@ -222,6 +222,11 @@ def test_revoke_attaches_aws_s_policy_and_is_audited(world):
     assert files
     report = verify_files(files)
     assert report.ok, report.as_dict()
+    # and in the central trail, committed with the change
+    central = world.cli("audit", "search", "--event", "PutUserPolicy", check=False)
+    assert central.returncode == 0, central.stderr
+    found = [json.loads(line) for line in central.stdout.splitlines()]
+    assert [e["eventID"] for e in found if e["requestParameters"].get("userName") == "gina"] == [event["eventID"]]
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2026-13-01T00:00:00Z", "2026-06-27T14:00:00", ""])

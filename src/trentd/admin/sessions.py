@@ -66,7 +66,7 @@ def revoke(runtime, principal_arn: str, moment: float | None) -> dict:
         if principal is None:
             raise PrincipalError(f"no such principal: {principal_arn}")
         tx.put_identity_policy(principal_arn, POLICY_NAME, document)
-        admin_events.record(audit_dir(runtime.settings.data_dir), _event(principal, document, issued_before))
+        admin_events.record(audit_dir(runtime.settings.data_dir), _event(principal, document, issued_before), tx=tx)
     return {"Principal": principal_arn, "IssuedBefore": issued_before}
 
 

@@ -2,8 +2,10 @@
 
 An admin command is a process of its own, so it writes its event into a hash-chained file of its
 own in the data dir's audit directory, as every serving process does (docs/audit.md); ``trentd
-audit verify|tail|search`` read it with the rest. The event is written before the command's
-transaction commits: if it cannot be written, the change is rolled back (fail-closed).
+audit verify FILE|tail --file|search --file`` read it with the rest. The event is written before the
+command's transaction commits: if it cannot be written, the change is rolled back (fail-closed).
+Given that transaction, the event also enters the central trail in it (audit/central.py), so it
+is there as soon as the change is; a server copying the chain's file later changes nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import socket
 import time
 from pathlib import Path
 
+from ..store import trail
+from .central import row_of
 from .events import EVENT_VERSION, event_id, iso_time
 from .sink import AuditSink
 
@@ -43,10 +47,15 @@ def admin_event(*, source: str, name: str, account: str, request: dict, extra: d
     }
 
 
-def record(directory: str | Path, event: dict, timeout: float = 30.0) -> None:
-    """Write ``event`` durably, or raise AuditUnavailable."""
+def record(directory: str | Path, event: dict, timeout: float = 30.0, tx=None) -> None:
+    """Write ``event`` durably, or raise AuditUnavailable; and into the central trail in ``tx``
+    (the command's write transaction), when given."""
     sink = AuditSink(directory)
+    written: list[tuple] = []
+    sink.on_written = written.extend
     try:
         sink.submit(event).result(timeout)
     finally:
         sink.close()
+    if tx is not None:
+        trail.insert_events(tx, [row_of(sink.chain_name, *line) for line in written])
