@@ -231,7 +231,7 @@ def event_name(ex: Exchange) -> str:
         except ValueError:
             action = ""
     else:
-        action = ex.headers.get("x-amz-target", "").partition(".")[2]
+        action = ex.headers.get("x-amz-target", "").rpartition(".")[2]
     return action if _NAME.fullmatch(action or "") else "Unknown"
 
 
