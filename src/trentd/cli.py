@@ -78,6 +78,10 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     add("--audit-stdout", switch=True, help="also write every audit event to stdout, one JSON line each")
     add("--audit-max-bytes", type=int, default=64 * 1024 * 1024,
         help="rotate an audit file at this size; the hash chain continues in the next")
+    add("--audit-central-max-lag", type=float, metavar="SECONDS",
+        help="refuse requests (500) while the central audit trail is more than SECONDS behind (none: never)")
+    add("--audit-retention-days", type=int, metavar="N",
+        help="purge central audit trail events older than N days (none: keep forever; local files are kept)")
     tls = parser.add_mutually_exclusive_group()
     options.add(tls, "--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (needs --tls-key)")
     options.add(tls, "--tls-self-signed", switch=True,

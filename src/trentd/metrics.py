@@ -76,6 +76,9 @@ class Metrics:
         self.audit_write_seconds = histogram("trentd_audit_write_seconds", "Time of one audit batch's durable write")
         self.audit_write_failures = counter("trentd_audit_write_failures_total",
                                             "Audit batches that could not be written")
+        self.audit_central_lag = Gauge("trentd_audit_central_lag_seconds", "Age of the oldest audit event not yet "
+                                       "copied to the central trail (0 when caught up)", registry=None,
+                                       multiprocess_mode="livemax")
         self.store_seconds = histogram("trentd_store_call_duration_seconds",
                                        "Store calls (transactions), by engine and mode (read or write)",
                                        ("engine", "mode"))

@@ -75,6 +75,8 @@ class Settings:
     audit_fail_open: bool = False  # answer requests even when the audit log cannot be written
     audit_stdout: bool = False  # also write each audit event to stdout
     audit_max_bytes: int = 64 * 1024 * 1024  # size at which an audit file is rotated
+    audit_central_max_lag: float | None = None  # refuse requests while the central trail lags more (seconds)
+    audit_retention_days: int | None = None  # purge central trail events older than this; None: keep
     database: str | None = None  # a PostgreSQL DSN; None: SQLite under data_dir
     root_key_file: str | None = None  # supplied root key (required with database)
     database_pool_size: int = 10  # PostgreSQL: connections per process, at most

@@ -69,6 +69,12 @@ def _settings(args) -> tuple[Settings, str | None]:
                         **root_key_settings(args))
     settings.audit_fail_open, settings.audit_stdout = args.audit_fail_open, args.audit_stdout
     settings.audit_max_bytes = args.audit_max_bytes
+    if args.audit_central_max_lag is not None and not args.audit_central_max_lag > 0:
+        raise CannotServe("--audit-central-max-lag must be a number of seconds above 0", 2)
+    if args.audit_retention_days is not None and args.audit_retention_days < 1:
+        raise CannotServe("--audit-retention-days must be at least 1", 2)
+    settings.audit_central_max_lag = args.audit_central_max_lag
+    settings.audit_retention_days = args.audit_retention_days
     settings.log_format = args.log_format
     # On by default with JSON (where a collector wants it); off with text, keeping its cost out of
     # the default configuration's hot path.

@@ -45,10 +45,10 @@ def encode(event: dict, seq: int, prev: str) -> tuple[bytes, str]:
     """(line with its newline, this line's hash)."""
     body = canonical(event)
     digest = link(prev, seq, body)
-    return _line(body, seq, prev, digest), digest
+    return render_line(body, seq, prev, digest), digest
 
 
-def _line(body: bytes, seq: int, prev: str, digest: str) -> bytes:
+def render_line(body: bytes, seq: int, prev: str, digest: str) -> bytes:
     chain = orjson.dumps({"seq": seq, "prev": prev, "hash": digest})
     if body == b"{}":
         return b'{"' + CHAIN_KEY.encode() + b'":' + chain + b"}\n"
@@ -171,6 +171,6 @@ def _check_line(line: bytes) -> tuple[str | None, int, str, str]:
     body = canonical(record)
     if link(prev, seq, body) != digest:
         return "hash mismatch: the event was modified", seq, prev, digest
-    if _line(body, seq, prev, digest)[:-1] != line:
+    if render_line(body, seq, prev, digest)[:-1] != line:
         return "line is not in the form the writer produced (reformatted or duplicate members)", seq, prev, digest
     return None, seq, prev, digest

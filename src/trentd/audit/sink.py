@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,6 +79,9 @@ class AuditSink:
         self._batchers: dict = {}  # event loop -> _LoopBatcher
         self._thread = threading.Thread(target=self._run, name="trentd-audit", daemon=True)
         self.stats = {"events": 0, "batches": 0, "failures": 0}
+        # Called by the writer with (seq, prev, hash, body, event) of each batch once it is durable:
+        # the central trail's copier (audit/central.py). Set before the first event.
+        self.on_written: Callable[[list[tuple]], None] | None = None
         if start:
             self._thread.start()
 
@@ -174,9 +178,13 @@ class AuditSink:
             self._ensure_file()
             seq, prev = self._seq, self._prev
             lines = []
+            links = []
             for event in late + events:
-                line, prev = chain.encode(event, seq, prev)
-                lines.append(line)
+                body = chain.canonical(event)
+                digest = chain.link(prev, seq, body)
+                lines.append(chain.render_line(body, seq, prev, digest))
+                links.append((seq, prev, digest, body, event))
+                prev = digest
                 seq += 1
             data = b"".join(lines)
             if self._size and self._size + len(data) > self.max_bytes:
@@ -198,6 +206,8 @@ class AuditSink:
         self._seq, self._prev = seq, prev
         self._size += len(data)
         self._backlog.clear()
+        if self.on_written is not None:
+            self.on_written(links)
         self.stats["events"] += len(lines)
         self.stats["batches"] += 1
         if self._failing:

@@ -3,7 +3,8 @@
 
 Every account's keys, key material, aliases, grants, tags, rotation and lifecycle rows, last-use
 times, multi-Region records, custom key stores and their XKS mappings, and the test clock's
-offset go. Principals, access keys, policies, STS and console sessions, the root key's canary and
+offset go, and so do the central audit trail's events (store/trail.py ``empty``).
+Principals, access keys, policies, STS and console sessions, the root key's canary and
 the rest of ``meta`` stay: the administrator's and the tests' credentials keep working.
 
 A reset also bumps its own row of ``cache_generations``: every process's change feed
@@ -14,6 +15,7 @@ what is not tagged with an epoch (unwrapped key material, last-use times not yet
 from __future__ import annotations
 
 from ..clock import OFFSET_META
+from . import trail
 from .interface import Transaction
 
 RESET_SCOPE = "reset"  # a cache_generations scope; real scopes are "*" or "account:region"
@@ -32,6 +34,7 @@ def empty_kms_state(tx: Transaction) -> int:
     for table in KMS_TABLES:
         tx.q(f"DELETE FROM {table}")
     tx.q("DELETE FROM meta WHERE name = ?", (OFFSET_META,))
+    trail.empty(tx)
     tx.q("INSERT INTO cache_generations (scope, generation) VALUES (?, 1) ON CONFLICT (scope) "
          "DO UPDATE SET generation = cache_generations.generation + 1", (RESET_SCOPE,))
     return deleted
