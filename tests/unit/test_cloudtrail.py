@@ -104,6 +104,16 @@ def test_the_service_is_tabled_by_its_credential_scope():
     assert (error.code, error.message, error.status) == (UNSUPPORTED[0], "trentd implements only LookupEvents", 400)
 
 
+def test_the_modelled_errors_answer_with_their_shape_name():
+    """CloudTrail's exception shapes carry no ``code``: the wire ``__type`` is the shape's name."""
+    service = load_service("cloudtrail")
+    raised = {"InvalidLookupAttributesException", "InvalidTimeRangeException", "InvalidMaxResultsException",
+              "InvalidEventCategoryException", "InvalidNextTokenException", "UnsupportedOperationException"}
+    assert raised <= service.operation("LookupEvents").errors and raised <= service.error_codes
+    status, body, _ = service.codec.error(AWSError("InvalidTimeRangeException", "m"), "r")
+    assert (status, body) == (400, b'{"__type":"InvalidTimeRangeException","message":"m"}')
+
+
 def test_the_codec_finds_the_operation_after_the_dotted_prefix():
     codec = SERVICES["cloudtrail"].codec
     target = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"
