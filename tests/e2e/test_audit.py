@@ -406,8 +406,9 @@ def test_verify_detects_tampering(server, kms, key, tmp_path):
     ok = trentd("audit", "verify", *map(str, files))
     assert ok.returncode == 0, ok.stdout
     assert json.loads(ok.stdout)["ok"] is True
-    ok = trentd("audit", "verify", "--data-dir", str(server.data_dir))
-    assert ok.returncode == 0 and json.loads(ok.stdout)["files"][0]["events"] >= 4
+    ok = trentd("audit", "verify", "--data-dir", str(server.data_dir))  # the central trail, every chain
+    assert ok.returncode == 0, ok.stdout
+    assert json.loads(ok.stdout)["ok"] is True and json.loads(ok.stdout)["chains"][0]["events"] >= 4
 
     original = files[0]
     lines = original.read_bytes().splitlines(keepends=True)

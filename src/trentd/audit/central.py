@@ -298,6 +298,16 @@ class CentralCopier:
         """Whether ``--audit-central-max-lag`` is set and the lag is beyond it (the hot path asks)."""
         return self.max_lag is not None and self.lag() > self.max_lag
 
+    def wait_copied(self, timeout: float = 1.0) -> bool:
+        """Wait (at most ``timeout``) until every line written before this call is central, so a
+        reader on this node sees its own latest events; whether they are."""
+        with self._cond:
+            target = self._pending[-1][1][0] if self._pending else None
+            if target is None and self._dropped_since is None:
+                return True
+            target = max(target if target is not None else -1, self._dropped_until)
+            return self._cond.wait_for(lambda: self._copied >= target, timeout)
+
     def close(self, timeout: float = 5.0) -> None:
         """Copy what is pending (for at most ``timeout``: a store that is down leaves the rest to
         the next start, which copies this chain from its files), then stop."""
@@ -368,11 +378,12 @@ class CentralCopier:
             rows = [row_of(self.chain_name, *line) for line in batch]
             with self.store.write() as tx:
                 trail.insert_events(tx, rows)
-            self._copied = batch[-1][0]
-            self.stats["copied"] += len(rows)
             with self._cond:
+                self._copied = batch[-1][0]
                 while self._pending and self._pending[0][1][0] <= self._copied:
                     self._pending.popleft()
+                self._cond.notify_all()
+            self.stats["copied"] += len(rows)
             self._observe()
 
     def _refill_dropped(self) -> None:
@@ -394,7 +405,9 @@ class CentralCopier:
             return
         with self.store.write() as tx:
             trail.insert_events(tx, rows)
-        self._copied = rows[-1].seq
+        with self._cond:
+            self._copied = rows[-1].seq
+            self._cond.notify_all()
         self.stats["copied"] += len(rows)
 
     def copy_gone_chains(self) -> int:

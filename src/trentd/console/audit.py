@@ -1,10 +1,12 @@
-"""The audit trail page: this server's audit files, newest first, filtered and paginated.
+"""The audit trail page: the central trail (every node's events, audit/trail.py), newest first,
+filtered and paginated.
 
 Who may read it: a principal whose identity policy allows the trentd-specific action
 ``trentd:ReadAudit`` (on ``arn:aws:trentd:REGION:ACCOUNT:audit`` or ``*``); the bootstrap
 administrator's allow-all policy includes it. Key policies play no part: the trail is not a key.
-Even then a reader sees only the events of their own account (as caller, as recipient, or as the
-owner of a key the event touched); the whole file stays for ``trentd audit search`` on the host.
+Even then a reader sees only the events of their own account: its callers' calls, and allowed
+calls of other accounts on its keys (the central trail's visibility, as CloudTrail's); the whole
+trail stays for ``trentd audit search`` on the host.
 
 Each view is itself recorded, as the AWS console's CloudTrail page is (LookupEvents).
 The filters are those of ``trentd audit search`` (audit/reader.py, whose matching is reused).
@@ -16,8 +18,8 @@ from urllib.parse import urlencode
 
 import orjson
 
-from ..audit import audit_dir
-from ..audit.reader import audit_files, matches, parse_time, read_events
+from ..audit import trail as central
+from ..audit.reader import parse_time
 from ..auth.invocation import Invocation
 from ..errors import AWSError
 from ..kms.context_keys import condition_context
@@ -48,8 +50,8 @@ async def show(ctx) -> Response:
     except ValueError as exc:
         context["filter_error"] = str(exc)
         return ctx.render("audit.html", 400, **context)
-    found = await ctx.run(_search, ctx.console.settings.data_dir, ctx.session.account, criteria,
-                          filters["writes"] == "on")
+    found = await ctx.run(_search, ctx.console.app.audit, ctx.console.app.runtime.store, ctx.session.account,
+                          criteria, filters["writes"] == "on")
     pages = max(1, -(-len(found) // PAGE_SIZE))
     page = min(page, pages)
     context.update(events=[_row(e) for e in found[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]], page=page,
@@ -86,27 +88,14 @@ def _criteria(filters: dict) -> dict:
                 since=stamp(filters["since"], "Since"), until=stamp(filters["until"], "Until"))
 
 
-def _visible(event: dict, account: str) -> bool:
-    """An event of this account: its caller's, its recipient's, or on one of its keys."""
-    if event.get("recipientAccountId") == account or (event.get("userIdentity") or {}).get("accountId") == account:
-        return True
-    return any(isinstance(r, dict) and r.get("accountId") == account for r in event.get("resources") or ())
-
-
-def _search(data_dir: str, account: str, criteria: dict, writes_only: bool = False) -> list[dict]:
-    """Matching events of ``account``; ``writes_only`` leaves out read-only ones (Describe*, Get*,
-    List*, cryptographic calls), which every page view of the console makes many of."""
-    found = []
-    for path in audit_files(None, data_dir) if audit_dir(data_dir).is_dir() else ():
-        with open(path, "rb") as f:
-            for _, event in read_events(f):
-                if writes_only and event.get("readOnly"):
-                    continue
-                if _visible(event, account) and matches(event, **criteria):
-                    found.append(event)
-    # Newest first; within one second, the later line of a file first.
+def _search(audit_log, store, account: str, criteria: dict, writes_only: bool = False) -> list[dict]:
+    """Matching events of ``account``, newest first; ``writes_only`` leaves out read-only ones
+    (Describe*, Get*, List*, cryptographic calls), which every page view of the console makes many
+    of. This node's own latest events are waited for (briefly), so a change shows at once."""
+    if audit_log.central is not None:
+        audit_log.central.wait_copied()
+    found = [event for _, event in central.search(store, account=account, writes_only=writes_only, **criteria)]
     found.reverse()
-    found.sort(key=lambda e: e.get("eventTime") or "", reverse=True)
     return found
 
 

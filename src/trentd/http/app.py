@@ -82,7 +82,7 @@ class TrentApp:
         self._sweeper: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the lifespan started on
         self.audit = AuditLog.for_runtime(runtime)
-        self.readiness = Readiness(runtime, self.audit.sink)  # GET /readyz (http/ready.py)
+        self.readiness = Readiness(runtime, self.audit.sink, self.audit.central)  # GET /readyz (http/ready.py)
         self.request_labels = None  # with --metrics-port: what API requests are counted under
         if getattr(self.settings, "metrics_port", None):
             from .observe import RequestLabels

@@ -11,6 +11,11 @@ a run in progress instead of starting their own (a hung database must not pile u
   canary is read from the store on each run; while the store is down the last one read is used,
   so that a database outage is reported as the store's alone.
 
+Every answer also shows ``centralTrail.lagSeconds``: how far the copy of this worker's audit
+events into the store's central trail is behind (audit/central.py; 0 when caught up). With
+``--audit-central-max-lag`` a lag beyond it is a failing ``central_trail`` too (requests are
+refused meanwhile).
+
 The answer names what is not ready with a fixed reason; the details (host names, paths, driver
 messages) go to the log only, once per change of state: ``/readyz`` needs no credentials.
 Readiness probes are not audited: they read nothing of anyone's keys.
@@ -35,6 +40,7 @@ CACHE_SECONDS = 1.0
 STORE_DOWN = "the store did not answer within its deadline"
 AUDIT_DOWN = "the audit log cannot be written"
 ROOT_KEY_DOWN = "the root-key provider cannot unwrap the store's canary"
+CENTRAL_BEHIND = "the central audit trail is behind more than --audit-central-max-lag"
 
 
 class NotReady(Exception):
@@ -89,8 +95,9 @@ class Check:
 
 
 class Readiness:
-    def __init__(self, runtime, audit_sink):
+    def __init__(self, runtime, audit_sink, central=None):
         self.store, self.root_key, self.sink = runtime.store, runtime.root_key, audit_sink
+        self.central = central  # audit/central.py CentralCopier: its lag is a detail of every answer
         self._canary: bytes | None = None
         self.checks = (Check("store", self._store), Check("audit", self._audit), Check("root_key", self._root_key))
 
@@ -98,9 +105,14 @@ class Readiness:
         """(status, JSON body) of ``GET /readyz``."""
         reasons = await asyncio.gather(*(check.result(loop, executor) for check in self.checks))
         failing = {check.name: reason for check, reason in zip(self.checks, reasons, strict=True) if reason is not None}
+        detail: dict = {}
+        if self.central is not None:
+            detail["centralTrail"] = self.central.status()
+            if self.central.lagging():
+                failing["central_trail"] = CENTRAL_BEHIND
         if failing:
-            return 503, orjson.dumps({"status": "not ready", "failing": failing})
-        return 200, b'{"status":"ready"}'
+            return 503, orjson.dumps({"status": "not ready", "failing": failing, **detail})
+        return 200, orjson.dumps({"status": "ready", **detail})
 
     # --- the checks (on the thread pool) -----------------------------------------------------
     def _store(self) -> None:

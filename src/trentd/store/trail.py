@@ -98,24 +98,29 @@ def chain_links(tx: Transaction, chain: str, after: int, limit: int) -> list[tup
 
 
 def events_between(tx: Transaction, since: int | None, until: int | None, after: tuple[int, str, int] | None,
-                   limit: int) -> list[tuple[int, str, int, str, str, bytes]]:
+                   limit: int, account: str | None = None) -> list[tuple[int, str, int, str, str, bytes]]:
     """(event_time, chain, seq, prev, hash, body) with since <= event_time <= until (microseconds),
-    oldest first, keyset-paged past ``after`` = (event_time, chain, seq)."""
+    oldest first, keyset-paged past ``after`` = (event_time, chain, seq); with ``account``, only
+    the events that account sees (audit_trail_visibility)."""
     where: list[str] = []
     params: list = []
+    sql = "SELECT t.event_time, t.chain, t.seq, t.prev, t.hash, t.body FROM audit_trail t"
+    if account is not None:
+        sql += " JOIN audit_trail_visibility v ON v.chain = t.chain AND v.seq = t.seq"
+        where.append("v.account = ?")
+        params.append(account)
     if since is not None:
-        where.append("event_time >= ?")
+        where.append("t.event_time >= ?")
         params.append(since)
     if until is not None:
-        where.append("event_time <= ?")
+        where.append("t.event_time <= ?")
         params.append(until)
     if after is not None:
-        where.append("(event_time > ? OR (event_time = ? AND (chain > ? OR (chain = ? AND seq > ?))))")
+        where.append("(t.event_time > ? OR (t.event_time = ? AND (t.chain > ? OR (t.chain = ? AND t.seq > ?))))")
         params.extend([after[0], after[0], after[1], after[1], after[2]])
-    sql = "SELECT event_time, chain, seq, prev, hash, body FROM audit_trail"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    rows = tx.q(sql + " ORDER BY event_time, chain, seq LIMIT ?", (*params, limit)).fetchall()
+    rows = tx.q(sql + " ORDER BY t.event_time, t.chain, t.seq LIMIT ?", (*params, limit)).fetchall()
     return [(int(r[0]), r[1], int(r[2]), r[3], r[4], bytes(r[5])) for r in rows]
 
 
