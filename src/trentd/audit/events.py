@@ -147,7 +147,7 @@ class Exchange:
     received: float | datetime  # when the request arrived (wall clock, POSIX seconds or aware datetime)
     scope: dict
     headers: dict
-    service: str = "kms"  # 'kms', 'sts', or 'trentd' (trentd's own controls: the test clock)
+    service: str = "kms"  # 'kms', 'sts', 'cloudtrail', or 'trentd' (trentd's own controls: the test clock)
     default_region: str = "us-east-1"
     body: bytes | None = None
     cred: Any = None  # sigv4.Credential once the Authorization header parsed
@@ -231,11 +231,12 @@ def event_name(ex: Exchange) -> str:
         except ValueError:
             action = ""
     else:
-        action = ex.headers.get("x-amz-target", "").partition(".")[2]
+        action = ex.headers.get("x-amz-target", "").rpartition(".")[2]
     return action if _NAME.fullmatch(action or "") else "Unknown"
 
 
-EVENT_SOURCES = {"kms": "kms.amazonaws.com", "sts": "sts.amazonaws.com", "trentd": "trentd"}
+EVENT_SOURCES = {"kms": "kms.amazonaws.com", "sts": "sts.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com",
+                 "trentd": "trentd"}
 
 
 def error_message(ex: Exchange, dev: bool) -> str | None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..audit.events import AuditFacts
+from ..cloudtrail.operations import OPERATIONS as CLOUDTRAIL_OPERATIONS
+from ..cloudtrail.operations import UNSUPPORTED as CLOUDTRAIL_UNSUPPORTED
 from ..errors import AWSError
 from ..kms.operations import OPERATIONS as KMS_OPERATIONS
 from ..protocol.codec import Codec
@@ -23,7 +25,8 @@ from ..sts.operations import OPERATIONS as STS_OPERATIONS
 
 
 class Row(Protocol):
-    """What the pipeline reads of an operation's row (kms/operations.py, sts/operations.py)."""
+    """What the pipeline reads of an operation's row (kms/operations.py, sts/operations.py,
+    cloudtrail/operations.py)."""
 
     @property
     def handler(self) -> Callable: ...  # handler(svc, call, request) -> result
@@ -63,6 +66,7 @@ SERVICES: dict[str, ApiService] = {
     "kms": ApiService("kms", KMS_OPERATIONS,
                       ("UnsupportedOperationException", "{name} is not supported by trentd yet.")),
     "sts": ApiService("sts", STS_OPERATIONS, ("InvalidAction", "{name} is not supported by trentd.")),
+    "cloudtrail": ApiService("cloudtrail", CLOUDTRAIL_OPERATIONS, CLOUDTRAIL_UNSUPPORTED),
 }
 # Before the credential scope is known (a request that fails SigV4 parsing), errors are worded by
 # the content type: a form-encoded body is a Query caller expecting XML, with STS's wording.

@@ -111,7 +111,9 @@ class Json11:
     def locate(self, headers: dict, body: bytes) -> tuple[str, bytes]:
         """The operation the ``X-Amz-Target`` header names ("" when it names another service),
         and the body, not read yet: ``Operation.read`` parses it."""
-        prefix, _, name = headers.get("x-amz-target", "").partition(".")
+        # The name follows the last dot: CloudTrail's prefix has dots of its own
+        # (com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents).
+        prefix, _, name = headers.get("x-amz-target", "").rpartition(".")
         return (name if prefix == self.target_prefix else ""), body
 
     @staticmethod

@@ -13,7 +13,8 @@ its Query wording of SigV4 failures goes in ``query.AUTH_CODES``, what its audit
 ``redaction.RULES``. A new wire protocol is one codec (``codec.Codec``) in ``CODECS``.
 
 Documented limits stricter than the model are applied here through ``LIMIT_OVERRIDES``, with the
-model's own message shape (``Member must have value less than or equal to 100``).
+model's own message shape (``Member must have value less than or equal to 100``); constraints a
+service checks itself with an exception of its own model are lifted through ``SERVICE_CHECKED``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,19 @@ LIMIT_OVERRIDES: dict[str, dict[tuple[str, str], dict]] = {
 ENUM_ORDER_OVERRIDES: dict[str, dict[str, list[str]]] = {
     "kms": {
         "MacAlgorithmSpec": ["HMAC_SHA_384", "HMAC_SHA_256", "HMAC_SHA_224", "HMAC_SHA_512"],
+    }
+}
+
+# Constraints of the model that the service checks itself, answering with an exception of its own
+# model rather than a ValidationException: CloudTrail's LookupEvents declares
+# InvalidLookupAttributesException, InvalidEventCategoryException and InvalidMaxResultsException
+# for exactly these values (cloudtrail/lookup.py words them). Removed from the shapes before
+# compiling, so the generic checker leaves them to the handler.
+SERVICE_CHECKED: dict[str, dict[str, tuple[str, ...]]] = {
+    "cloudtrail": {
+        "LookupAttributeKey": ("enum",),
+        "EventCategory": ("enum",),
+        "MaxResults": ("min", "max"),
     }
 }
 
@@ -106,6 +120,7 @@ class Service:
         self.api_version: str = meta["apiVersion"]
         self.signing_name: str = meta.get("signingName", meta["endpointPrefix"])
         shapes = _with_aws_enum_order(model["shapes"], ENUM_ORDER_OVERRIDES.get(name, {}))
+        shapes = _without_service_checked(shapes, SERVICE_CHECKED.get(name, {}))
         codec_class = CODECS.get(self.protocol)
         if codec_class is None:
             raise NotImplementedError(f"no codec for the {self.protocol!r} protocol of {name}")
@@ -136,6 +151,15 @@ def _with_aws_enum_order(shapes: dict, orders: dict[str, list[str]]) -> dict:
         shape = shapes.get(shape_name)
         if shape is not None and set(shape.get("enum", ())) == set(order):
             out[shape_name] = {**shape, "enum": list(order)}
+    return out
+
+
+def _without_service_checked(shapes: dict, checked: dict[str, tuple[str, ...]]) -> dict:
+    if not checked:
+        return shapes
+    out = dict(shapes)
+    for shape_name, traits in checked.items():
+        out[shape_name] = {k: v for k, v in shapes[shape_name].items() if k not in traits}
     return out
 
 

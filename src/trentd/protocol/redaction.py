@@ -11,7 +11,9 @@ marked sensitive in KMS; GrantToken, ImportToken, Signature, Mac, EncryptedKeyMa
 Every member of every KMS input shape is classified in exactly one of ``LOGGED``, ``HASHED`` and
 ``OMITTED``; a member in none of them (a new model member) is omitted: default deny.
 tests/unit/test_audit_chain.py checks the classification covers the whole bundled model. STS's
-requests show only ``STS_LOGGED``; a service without rules in ``RULES`` gets no renderer.
+requests show only ``STS_LOGGED``, CloudTrail's ``CLOUDTRAIL_LOGGED`` (``CLOUDTRAIL_OMITTED`` lists
+the rest of what its implemented operation takes); a service without rules in ``RULES`` gets no
+renderer.
 """
 
 from __future__ import annotations
@@ -78,9 +80,16 @@ class Rules:
 STS_LOGGED = frozenset({"RoleArn", "RoleSessionName", "DurationSeconds", "ExternalId", "PolicyArns", "arn",
                         "SourceIdentity"})
 
+# CloudTrail (LookupEvents): what was looked up is shown; the NextToken is an opaque cursor, left
+# out as nothing to read; the answer (other events, in full) is never rendered.
+CLOUDTRAIL_LOGGED = frozenset({"LookupAttributes", "AttributeKey", "AttributeValue", "StartTime", "EndTime",
+                               "EventCategory", "MaxResults"})
+CLOUDTRAIL_OMITTED = frozenset({"NextToken"})
+
 RULES = {
     "kms": Rules(LOGGED, HASHED, OUTPUT_OMITTED),
     "sts": Rules(STS_LOGGED, frozenset(), frozenset({"Credentials"})),
+    "cloudtrail": Rules(CLOUDTRAIL_LOGGED, frozenset(), frozenset({"Events", "NextToken"})),
 }
 
 
