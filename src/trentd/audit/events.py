@@ -223,7 +223,7 @@ def _known_identity(arn: str, account: str, access_key_id: str) -> dict:
 def event_name(ex: Exchange) -> str:
     if ex.operation:
         return ex.operation
-    if ex.service == "sts":
+    if ex.service in ("sts", "iam"):  # Query services: the form's Action
         try:
             from urllib.parse import parse_qs
 
@@ -235,7 +235,8 @@ def event_name(ex: Exchange) -> str:
     return action if _NAME.fullmatch(action or "") else "Unknown"
 
 
-EVENT_SOURCES = {"kms": "kms.amazonaws.com", "sts": "sts.amazonaws.com", "trentd": "trentd"}
+EVENT_SOURCES = {"kms": "kms.amazonaws.com", "sts": "sts.amazonaws.com", "iam": "iam.amazonaws.com",
+                 "trentd": "trentd"}
 
 
 def error_message(ex: Exchange, dev: bool) -> str | None:

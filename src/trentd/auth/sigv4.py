@@ -31,13 +31,14 @@ __all__ = ["Credential", "Headers", "normalize_headers", "authorization_text", "
 
 DEFAULT_MAX_SKEW_SECONDS = 300  # AWS KMS allows 5 minutes either way (DESIGN.md, "Auth")
 ALGORITHM = "AWS4-HMAC-SHA256"
-SERVICES = ("kms", "sts")
+SERVICES = ("kms", "sts", "iam")
 # The KMS model's region pattern; one endpoint serves every region that matches it.
 _REGION_RE = re.compile(r"([a-z]+-){2,3}[0-9]+")
 _AMZ_DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")  # not \d: that also matches non-ASCII digits
 # Each trentd service must sign the header that selects the operation, so a captured signature
 # cannot be replayed against a different operation (kms: X-Amz-Target; sts: the form body's type).
-_OPERATION_HEADER = {"kms": ("x-amz-target", "'X-Amz-Target'"), "sts": ("content-type", "'Content-Type'")}
+_OPERATION_HEADER = {"kms": ("x-amz-target", "'X-Amz-Target'"), "sts": ("content-type", "'Content-Type'"),
+                     "iam": ("content-type", "'Content-Type'")}
 _UTC = timezone.utc
 
 MSG_MISSING = "Request is missing Authentication Token"

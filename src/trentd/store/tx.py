@@ -9,6 +9,7 @@ differs (row claims, per-scope locks, the catalogue: store/sql.py). ``Tx`` imple
 from __future__ import annotations
 
 from .grants import GrantQueries
+from .iam import IamQueries
 from .keystores import KeyStoreQueries
 from .lifecycle import LifecycleQueries
 from .multiregion import MultiRegionQueries
@@ -28,7 +29,7 @@ def _key(row) -> KeyRecord:
     return rec
 
 
-class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, SessionQueries):
+class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, SessionQueries, IamQueries):
     # --- cache generations (store/changes.py) ---------------------------------------------
     def bump_cache_generation(self) -> None:
         """Called by the store just before committing a transaction that changed cached state:
@@ -231,7 +232,9 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         again under the same name starts with none of them."""
         for table, column in (("access_keys", "principal_arn"), ("sts_sessions", "principal_arn"),
                               ("console_sessions", "principal_arn"), ("identity_policies", "principal_arn"),
-                              ("role_trust_policies", "role_arn"), ("principals", "arn")):
+                              ("role_trust_policies", "role_arn"), ("iam_tags", "arn"),
+                              ("iam_group_members", "user_arn"), ("iam_group_members", "group_arn"),
+                              ("iam_policy_attachments", "entity_arn"), ("principals", "arn")):
             self.q(f"DELETE FROM {table} WHERE {column} = ?", (arn,))
 
     def put_identity_policy(self, arn: str, name: str, document: str) -> None:
@@ -242,7 +245,16 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         )
 
     def identity_policies(self, arn: str) -> dict[str, str]:
-        return dict(self.q("SELECT name, document FROM identity_policies WHERE principal_arn = ?", (arn,)).fetchall())
+        """Every identity policy that applies to a principal, as authorization reads them: its
+        inline policies, its groups' inline policies (IAM: group policies apply to members), and
+        the managed policies attached to it or to its groups, keyed so that none hides another."""
+        documents = dict(self.q("SELECT name, document FROM identity_policies WHERE principal_arn = ?",
+                                (arn,)).fetchall())
+        groups = self.user_groups(arn)
+        for group in groups:
+            documents.update({f"{group}#{name}": text for name, text in self.inline_policies(group).items()})
+        documents.update(dict(self.attached_documents([arn, *groups])))
+        return documents
 
     def insert_access_key(self, access_key_id: str, principal_arn: str, wrapped_secret: bytes, created: float) -> None:
         self.q(
@@ -251,8 +263,9 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         )
 
     def get_access_key(self, access_key_id: str) -> tuple[str, bytes] | None:
-        row = self.one("SELECT principal_arn, wrapped_secret FROM access_keys WHERE access_key_id = ?",
-                       (access_key_id,))
+        # An inactive key authenticates nothing (AWS refuses it on every service).
+        row = self.one("SELECT principal_arn, wrapped_secret FROM access_keys WHERE access_key_id = ? "
+                       "AND status = 'Active'", (access_key_id,))
         return (row[0], bytes(row[1])) if row else None
 
     def list_access_keys(self, principal_arn: str | None = None) -> list[tuple[str, str, float]]:

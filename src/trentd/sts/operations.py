@@ -26,6 +26,7 @@ MAX_POLICY_CHARS = 2048  # inline and managed session policies together, as AWS 
 CHAINED_MAX_SECONDS = 3600
 CHAINED_TOO_LONG = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
 SESSION_CREDENTIALS = "Cannot call GetSessionToken with session credentials"
+BEYOND_MAX_SESSION = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
 
 
 def get_caller_identity(svc, caller, request: dict) -> dict:
@@ -59,6 +60,7 @@ def assume_role(svc, caller, request: dict) -> dict:
     with svc.store.write() as tx:
         if not svc.authorizer.dev:  # --dev has no registry of roles and trusts every caller
             _check_trust(svc, tx, caller, role_arn, request, tags)
+            _check_max_session(tx, role_arn, duration)
         elif not ROLE_ARN.fullmatch(role_arn):
             raise trust.refusal(caller, "sts:AssumeRole", role_arn)
         documents = _session_policies(tx, role_arn, inline, request.get("PolicyArns", ()))
@@ -81,6 +83,13 @@ def _role_duration(caller, request: dict) -> int:
     if chained and duration > CHAINED_MAX_SECONDS:
         raise AWSError("ValidationError", CHAINED_TOO_LONG)
     return duration
+
+
+def _check_max_session(tx, role_arn: str, duration: int) -> None:
+    """The role's MaxSessionDuration (IAM CreateRole/UpdateRole, 3600 by default) caps the session."""
+    role = tx.iam_entity(role_arn)
+    if role is not None and duration > role.max_session_duration:
+        raise AWSError("ValidationError", BEYOND_MAX_SESSION)
 
 
 def _check_trust(svc, tx, caller, role_arn: str, request: dict, tags: dict) -> None:

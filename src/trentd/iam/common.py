@@ -1,0 +1,166 @@
+"""What every IAM family shares: AWS's errors, ARNs and ids, authorization, paging, tags, and
+policy documents as IAM checks and answers them (URL-encoded JSON)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from urllib.parse import quote
+
+from ..auth import policy as policy_language
+from ..auth.identity import base_context, user_id
+from ..errors import AWSError
+from ..store.records import IamEntity
+
+# The IAM model's statuses for its errors (botocore's iam service-2).
+NOT_FOUND, CONFLICT = 404, 409
+DEFAULT_MAX_ITEMS = 100
+MAX_TAGS = 50
+KIND_PREFIX = {"user": "AIDA", "role": "AROA", "group": "AGPA", "policy": "ANPA"}
+_PATH = re.compile(r"/(?:[\x21-\x7e]*/)?", re.ASCII)
+
+
+def no_such_entity(message: str) -> AWSError:
+    return AWSError("NoSuchEntity", message, NOT_FOUND)
+
+
+def entity_exists(message: str) -> AWSError:
+    return AWSError("EntityAlreadyExists", message, CONFLICT)
+
+
+def delete_conflict(message: str) -> AWSError:
+    return AWSError("DeleteConflict", message, CONFLICT)
+
+
+def limit_exceeded(message: str) -> AWSError:
+    return AWSError("LimitExceeded", message, CONFLICT)
+
+
+def invalid_input(message: str) -> AWSError:
+    return AWSError("InvalidInput", message)
+
+
+def kind_title(kind: str) -> str:
+    return kind.capitalize()
+
+
+def missing(kind: str, name: str) -> AWSError:
+    """AWS: "The user with name X cannot be found." (users, roles, groups)."""
+    return no_such_entity(f"The {kind} with name {name} cannot be found.")
+
+
+# --- ARNs and ids ----------------------------------------------------------------------------
+def entity_arn(account: str, kind: str, name: str, path: str = "/") -> str:
+    return f"arn:aws:iam::{account}:{kind}/{path[1:]}{name}"
+
+
+def checked_path(path: str | None) -> str:
+    path = path or "/"
+    if not _PATH.fullmatch(path):
+        raise AWSError("ValidationError", "The specified value for path is invalid. It must begin and end with / "
+                                          "and contain only alphanumeric characters and/or / characters.")
+    return path
+
+
+def entity_id(kind: str, arn: str) -> str:
+    """A stable id with AWS's prefix. Users and roles: the id GetCallerIdentity, audit events and
+    ``aws:userid`` have always shown (auth/identity.py), so every view of one principal agrees."""
+    if kind in ("user", "role"):
+        return user_id(arn)
+    digest = hashlib.sha256(arn.encode()).digest()
+    return KIND_PREFIX[kind] + base64.b32encode(digest).decode()[:17]
+
+
+def shown_id(entity: IamEntity) -> str:
+    return entity.entity_id or entity_id(entity.kind, entity.arn)
+
+
+# --- authorization ---------------------------------------------------------------------------
+def authorize(svc, call, resource: str) -> None:
+    """``iam:<Action>`` on ``resource`` by the caller's identity policies (the bootstrap
+    administrator's allows everything; --dev: every caller is its account's administrator)."""
+    svc.authorizer.check_account(call, call.action, resource, base_context(call.caller, None, {}))
+
+
+def find(svc, call, kind: str, name: str) -> IamEntity | None:
+    """The entity named, read for its ARN (its path is part of the resource authorized)."""
+    with svc.store.read() as tx:
+        return tx.find_iam_entity(call.account, kind, name)
+
+
+def authorized_entity(svc, call, kind: str, name: str) -> IamEntity:
+    """Authorize the call on the user, role or group named, then require that it exists (AWS
+    answers AccessDenied before NoSuchEntity)."""
+    entity = find(svc, call, kind, name)
+    authorize(svc, call, entity.arn if entity else entity_arn(call.account, kind, name))
+    if entity is None:
+        raise missing(kind, name)
+    return entity
+
+
+def existing(tx, call, kind: str, name: str) -> IamEntity:
+    """The entity, read again in the write transaction that changes it."""
+    entity = tx.find_iam_entity(call.account, kind, name)
+    if entity is None:
+        raise missing(kind, name)
+    return entity
+
+
+# --- paging (Marker / MaxItems / IsTruncated) --------------------------------------------------
+def page(items: list, request: dict, member: str) -> dict:
+    """One page of ``items`` (in their listing order) under ``member``; the Marker is opaque."""
+    start = _offset(request.get("Marker"))
+    size = request.get("MaxItems") or DEFAULT_MAX_ITEMS
+    chunk = items[start:start + size]
+    out: dict = {member: chunk, "IsTruncated": start + size < len(items)}
+    if out["IsTruncated"]:
+        out["Marker"] = base64.urlsafe_b64encode(f"trentd:{start + size}".encode()).decode()
+    return out
+
+
+def _offset(marker: str | None) -> int:
+    if not marker:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(marker.encode()).decode()
+        prefix, _, number = text.partition(":")
+        if prefix == "trentd" and number.isdigit():
+            return int(number)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise invalid_input("Invalid Marker.")
+
+
+# --- tags ------------------------------------------------------------------------------------
+def tag_list(tx, arn: str) -> list[dict]:
+    return [{"Key": k, "Value": v} for k, v in tx.iam_tags(arn).items()]
+
+
+def put_tags(tx, arn: str, tags: list[dict], kind: str, name: str) -> None:
+    current = tx.iam_tags(arn)
+    new = {t["Key"]: t["Value"] for t in tags}
+    if len({k.lower() for k in (*current, *new)}) > MAX_TAGS:
+        raise limit_exceeded(f"The number of tags has reached the maximum limit for the {kind} {name}.")
+    for key, value in new.items():
+        tx.put_iam_tag(arn, key, value)
+
+
+def untag(tx, arn: str, keys: list[str]) -> None:
+    for key in keys:
+        tx.delete_iam_tag(arn, key)
+
+
+# --- policy documents ------------------------------------------------------------------------
+def encoded(document: str) -> str:
+    """A policy document as IAM answers it: URL-encoded JSON (botocore and Terraform decode it)."""
+    return quote(document, safe="")
+
+
+def checked_identity_policy(document: str) -> str:
+    """An identity policy as IAM checks it when it is put (the policy engine's grammar)."""
+    try:
+        policy_language.parse_policy(document, resource_policy=False)
+    except AWSError as exc:
+        raise AWSError("MalformedPolicyDocument", exc.message) from None
+    return document
