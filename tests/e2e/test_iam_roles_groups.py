@@ -1,0 +1,197 @@
+"""The IAM API's roles (assumed through STS within and beyond MaxSessionDuration), groups (whose
+policies apply to their members), managed policy versions, AWS managed policies and the
+Simulate* calls, through a running non-dev trentd per store with boto3."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .authz_world import ACCT_A, REGION, World, policy
+from .test_iam import ENCRYPT_ONLY, encrypt_outcome, eventually, failure, user_clients
+
+BEYOND = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+
+
+@pytest.fixture(scope="module")
+def world(authz_server) -> World:
+    return World(authz_server)
+
+
+@pytest.fixture(scope="module")
+def iam(world):
+    return world.admin.client("iam")
+
+
+@pytest.fixture(scope="module")
+def key_id(world) -> str:
+    return world.admin.kms.create_key()["KeyMetadata"]["KeyId"]
+
+
+def trust_of(*principals: str) -> str:
+    return policy({"Effect": "Allow", "Principal": {"AWS": list(principals)}, "Action": "sts:AssumeRole"})
+
+
+# --- roles ---------------------------------------------------------------------------------------------------
+def test_role_assumed_within_and_beyond_max_session_duration(world, iam, key_id):
+    key, _, _ = user_clients(world, iam, "assumer")
+    user_arn = f"arn:aws:iam::{ACCT_A}:user/assumer"
+    role = iam.create_role(RoleName="Worker", AssumeRolePolicyDocument=trust_of(user_arn), Description="first",
+                           MaxSessionDuration=7200, Tags=[{"Key": "env", "Value": "test"}])["Role"]
+    assert role["Arn"] == f"arn:aws:iam::{ACCT_A}:role/Worker" and role["RoleId"].startswith("AROA")
+    assert role["MaxSessionDuration"] == 7200 and role["Tags"] == [{"Key": "env", "Value": "test"}]
+    got = iam.get_role(RoleName="worker")["Role"]  # any case
+    assert got["AssumeRolePolicyDocument"] == json.loads(trust_of(user_arn)) and got["Description"] == "first"
+    iam.put_role_policy(RoleName="Worker", PolicyName="enc", PolicyDocument=ENCRYPT_ONLY)
+    assert iam.get_role_policy(RoleName="Worker", PolicyName="enc")["PolicyDocument"] == json.loads(ENCRYPT_ONLY)
+
+    sts = world.server.client("sts", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"], region=REGION)
+    creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="s1", DurationSeconds=7200)["Credentials"]
+    session_kms = world.server.client(access_key=creds["AccessKeyId"], secret_key=creds["SecretAccessKey"],
+                                      session_token=creds["SessionToken"], region=REGION)
+    assert encrypt_outcome(session_kms, key_id) == "allowed"
+    assert failure(sts.assume_role, RoleArn=role["Arn"], RoleSessionName="s1", DurationSeconds=7201) == (
+        "ValidationError", BEYOND, 400)
+    assert sts.assume_role(RoleArn=role["Arn"], RoleSessionName="s1")["Credentials"]  # default: 3600
+
+    iam.update_role(RoleName="Worker", MaxSessionDuration=3600)
+    assert failure(sts.assume_role, RoleArn=role["Arn"], RoleSessionName="s1", DurationSeconds=7200) == (
+        "ValidationError", BEYOND, 400)
+    described = iam.update_role_description(RoleName="Worker", Description="second")["Role"]
+    assert described["Description"] == "second" and described["MaxSessionDuration"] == 3600
+
+    # A new trust policy that no longer names the user refuses it.
+    iam.update_assume_role_policy(RoleName="Worker", PolicyDocument=trust_of(f"arn:aws:iam::{ACCT_A}:user/admin"))
+    assert eventually(lambda: failure(sts.assume_role, RoleArn=role["Arn"], RoleSessionName="s1")[0] == "AccessDenied")
+    bad = policy({"Effect": "Allow", "Principal": {"AWS": user_arn}, "Action": "sts:AssumeRole", "Resource": "*"})
+    assert failure(iam.update_assume_role_policy, RoleName="Worker", PolicyDocument=bad) == (
+        "MalformedPolicyDocument", "Has prohibited field Resource", 400)
+
+    assert failure(iam.delete_role, RoleName="Worker") == (
+        "DeleteConflict", "Cannot delete entity, must delete policies first.", 409)
+    iam.delete_role_policy(RoleName="Worker", PolicyName="enc")
+    assert iam.list_instance_profiles_for_role(RoleName="Worker")["InstanceProfiles"] == []
+    iam.delete_role(RoleName="Worker")
+    assert failure(iam.get_role, RoleName="Worker") == ("NoSuchEntity", "The role with name Worker cannot be found.",
+                                                        404)
+    raw = world.admin.client("iam", parameter_validation=False)  # the server's own validation
+    code, message, status = failure(raw.create_role, RoleName="x", AssumeRolePolicyDocument=trust_of(user_arn),
+                                    MaxSessionDuration=100)
+    assert (code, status) == ("ValidationError", 400) and "maxSessionDuration" in message
+
+
+# --- groups --------------------------------------------------------------------------------------------------
+def test_group_policies_apply_to_members(world, iam, key_id):
+    _, kms, _ = user_clients(world, iam, "member")
+    group = iam.create_group(GroupName="Encrypters")["Group"]
+    assert group["Arn"] == f"arn:aws:iam::{ACCT_A}:group/Encrypters" and group["GroupId"].startswith("AGPA")
+    assert failure(iam.create_group, GroupName="encrypters")[::2] == ("EntityAlreadyExists", 409)
+    iam.put_group_policy(GroupName="Encrypters", PolicyName="enc", PolicyDocument=ENCRYPT_ONLY)
+    assert encrypt_outcome(kms, key_id) == "AccessDeniedException"
+    iam.add_user_to_group(GroupName="Encrypters", UserName="member")
+    assert [u["UserName"] for u in iam.get_group(GroupName="Encrypters")["Users"]] == ["member"]
+    assert [g["GroupName"] for g in iam.list_groups_for_user(UserName="member")["Groups"]] == ["Encrypters"]
+    assert eventually(lambda: encrypt_outcome(kms, key_id) == "allowed")
+    iam.delete_group_policy(GroupName="Encrypters", PolicyName="enc")
+    assert eventually(lambda: encrypt_outcome(kms, key_id) == "AccessDeniedException")
+
+    managed = iam.create_policy(PolicyName="group-enc", PolicyDocument=ENCRYPT_ONLY)["Policy"]["Arn"]
+    iam.attach_group_policy(GroupName="Encrypters", PolicyArn=managed)
+    assert eventually(lambda: encrypt_outcome(kms, key_id) == "allowed")
+    entities = iam.list_entities_for_policy(PolicyArn=managed)
+    assert entities["PolicyGroups"] == [{"GroupName": "Encrypters", "GroupId": group["GroupId"]}]
+    assert entities["PolicyUsers"] == [] and entities["PolicyRoles"] == []
+    assert failure(iam.delete_user, UserName="member")[1] == "Cannot delete entity, must delete access keys first."
+    assert failure(iam.delete_group, GroupName="Encrypters") == (
+        "DeleteConflict", "Cannot delete entity, must remove users from group first.", 409)
+    iam.remove_user_from_group(GroupName="Encrypters", UserName="member")
+    assert eventually(lambda: encrypt_outcome(kms, key_id) == "AccessDeniedException")
+    assert failure(iam.delete_group, GroupName="Encrypters") == (
+        "DeleteConflict", "Cannot delete entity, must detach all policies first.", 409)
+    iam.detach_group_policy(GroupName="Encrypters", PolicyArn=managed)
+    iam.update_group(GroupName="Encrypters", NewGroupName="Renamed")
+    assert iam.get_group(GroupName="Renamed")["Group"]["Arn"] == f"arn:aws:iam::{ACCT_A}:group/Renamed"
+    iam.delete_group(GroupName="Renamed")
+    assert failure(iam.get_group, GroupName="Renamed") == (
+        "NoSuchEntity", "The group with name Renamed cannot be found.", 404)
+
+
+# --- managed policies: versions, AWS's own ---------------------------------------------------------------------
+def test_policy_versions_decide_what_applies(world, iam, key_id):
+    _, kms, _ = user_clients(world, iam, "versioned")
+    arn = iam.create_policy(PolicyName="versions", PolicyDocument=ENCRYPT_ONLY, Description="d",
+                            Tags=[{"Key": "a", "Value": "b"}])["Policy"]["Arn"]
+    iam.attach_user_policy(UserName="versioned", PolicyArn=arn)
+    assert eventually(lambda: encrypt_outcome(kms, key_id) == "allowed")
+    deny_all = policy({"Effect": "Allow", "Action": "kms:ListKeys", "Resource": "*"})
+    v2 = iam.create_policy_version(PolicyArn=arn, PolicyDocument=deny_all)["PolicyVersion"]
+    assert v2["VersionId"] == "v2" and v2["IsDefaultVersion"] is False
+    assert encrypt_outcome(kms, key_id) == "allowed"  # v1 still the default
+    iam.create_policy_version(PolicyArn=arn, PolicyDocument=deny_all, SetAsDefault=True)
+    got = iam.get_policy(PolicyArn=arn)["Policy"]
+    assert got["DefaultVersionId"] == "v3" and got["AttachmentCount"] == 1 and got["Tags"] == [
+        {"Key": "a", "Value": "b"}]
+    assert eventually(lambda: encrypt_outcome(kms, key_id) == "AccessDeniedException")
+    version = iam.get_policy_version(PolicyArn=arn, VersionId="v3")["PolicyVersion"]
+    assert version["Document"] == json.loads(deny_all) and version["IsDefaultVersion"] is True
+    assert failure(iam.delete_policy_version, PolicyArn=arn, VersionId="v3") == (
+        "DeleteConflict", "Cannot delete the default version of a policy.", 409)
+    iam.set_default_policy_version(PolicyArn=arn, VersionId="v1")
+    assert eventually(lambda: encrypt_outcome(kms, key_id) == "allowed")
+    iam.detach_user_policy(UserName="versioned", PolicyArn=arn)
+    assert failure(iam.delete_policy, PolicyArn=arn)[::2] == ("DeleteConflict", 409)
+    iam.delete_policy_version(PolicyArn=arn, VersionId="v2")
+    iam.delete_policy_version(PolicyArn=arn, VersionId="v3")
+    assert failure(iam.get_policy_version, PolicyArn=arn, VersionId="v2")[::2] == ("NoSuchEntity", 404)
+    iam.delete_policy(PolicyArn=arn)
+
+
+def test_aws_managed_policies(world, iam):
+    listed = {p["PolicyName"]: p for p in iam.list_policies(Scope="AWS")["Policies"]}
+    assert set(listed) == {"AdministratorAccess", "ReadOnlyAccess", "AWSKeyManagementServicePowerUser"}
+    admin = iam.get_policy_version(PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess",
+                                   VersionId="v1")["PolicyVersion"]["Document"]
+    assert admin == {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    _, kms, _ = user_clients(world, iam, "readonly")
+    iam.attach_user_policy(UserName="readonly", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    assert eventually(lambda: _lists_keys(kms))
+    assert failure(kms.create_key)[0] == "AccessDeniedException"
+    code, _, status = failure(iam.delete_policy, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    assert (code, status) == ("AccessDenied", 403)
+    assert failure(iam.attach_user_policy, UserName="readonly",
+                   PolicyArn="arn:aws:iam::aws:policy/NoSuchThing") == (
+        "NoSuchEntity", "Policy arn:aws:iam::aws:policy/NoSuchThing does not exist or is not attachable.", 404)
+
+
+def _lists_keys(kms) -> bool:
+    try:
+        kms.list_keys()
+        return True
+    except Exception:
+        return False
+
+
+# --- simulation ------------------------------------------------------------------------------------------------
+def test_simulate_with_the_evaluator(iam):
+    document = policy({"Effect": "Allow", "Action": "kms:*", "Resource": "*",
+                       "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}},
+                      {"Effect": "Deny", "Action": "kms:ScheduleKeyDeletion", "Resource": "*"})
+    out = iam.simulate_custom_policy(
+        PolicyInputList=[document], ActionNames=["kms:Encrypt", "kms:ScheduleKeyDeletion", "iam:CreateUser"],
+        ContextEntries=[{"ContextKeyName": "aws:RequestedRegion", "ContextKeyValues": ["eu-west-1"],
+                         "ContextKeyType": "string"}])
+    assert [(r["EvalActionName"], r["EvalDecision"]) for r in out["EvaluationResults"]] == [
+        ("kms:Encrypt", "allowed"), ("kms:ScheduleKeyDeletion", "explicitDeny"), ("iam:CreateUser", "implicitDeny")]
+    other_region = iam.simulate_custom_policy(PolicyInputList=[document], ActionNames=["kms:Encrypt"])
+    assert other_region["EvaluationResults"][0]["EvalDecision"] == "implicitDeny"  # the condition fails
+    iam.create_user(UserName="simulated")
+    iam.put_user_policy(UserName="simulated", PolicyName="enc", PolicyDocument=ENCRYPT_ONLY)
+    out = iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{ACCT_A}:user/simulated",
+                                        ActionNames=["kms:Encrypt", "kms:Decrypt"],
+                                        ResourceArns=["arn:aws:kms:us-east-1:111122223333:key/k"])
+    assert [(r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"]) for r in out["EvaluationResults"]] == [
+        ("kms:Encrypt", "arn:aws:kms:us-east-1:111122223333:key/k", "allowed"),
+        ("kms:Decrypt", "arn:aws:kms:us-east-1:111122223333:key/k", "implicitDeny")]
+    assert failure(iam.simulate_custom_policy, PolicyInputList=["{bad"], ActionNames=["kms:Encrypt"])[::2] == (
+        "MalformedPolicyDocument", 400)
