@@ -9,7 +9,7 @@ import json
 import pytest
 
 from .authz_world import ACCT_A, REGION, World, policy
-from .test_iam import ENCRYPT_ONLY, encrypt_outcome, eventually, failure, user_clients
+from .test_iam import ENCRYPT_ONLY, collect, encrypt_outcome, eventually, failure, user_clients
 
 BEYOND = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
 
@@ -195,3 +195,35 @@ def test_simulate_with_the_evaluator(iam):
         ("kms:Decrypt", "arn:aws:kms:us-east-1:111122223333:key/k", "implicitDeny")]
     assert failure(iam.simulate_custom_policy, PolicyInputList=["{bad"], ActionNames=["kms:Encrypt"])[::2] == (
         "MalformedPolicyDocument", 400)
+
+
+# --- paging of the role and group lists ---------------------------------------------------------------------------
+def test_paging_of_role_and_group_lists(iam):
+    trust = trust_of(f"arn:aws:iam::{ACCT_A}:root")
+    arns = [iam.create_policy(PolicyName=f"rg-page{i}", PolicyDocument=ENCRYPT_ONLY)["Policy"]["Arn"]
+            for i in range(3)]
+    iam.create_group(GroupName="rg-pages")
+    for i in range(3):
+        iam.create_role(RoleName=f"rpager{i}", Path="/rpaging/", AssumeRolePolicyDocument=trust,
+                        Tags=[{"Key": f"k{j}", "Value": "v"} for j in range(3)])
+        iam.put_role_policy(RoleName="rpager0", PolicyName=f"p{i}", PolicyDocument=ENCRYPT_ONLY)
+        iam.put_group_policy(GroupName="rg-pages", PolicyName=f"p{i}", PolicyDocument=ENCRYPT_ONLY)
+        iam.attach_role_policy(RoleName="rpager0", PolicyArn=arns[i])
+        iam.attach_group_policy(GroupName="rg-pages", PolicyArn=arns[i])
+        iam.attach_role_policy(RoleName=f"rpager{i}", PolicyArn=arns[0])
+    expected = [
+        (iam.list_roles, "Roles", {"PathPrefix": "/rpaging/"}, 3),
+        (iam.list_role_tags, "Tags", {"RoleName": "rpager1"}, 3),
+        (iam.list_role_policies, "PolicyNames", {"RoleName": "rpager0"}, 3),
+        (iam.list_attached_role_policies, "AttachedPolicies", {"RoleName": "rpager0"}, 3),
+        (iam.list_group_policies, "PolicyNames", {"GroupName": "rg-pages"}, 3),
+        (iam.list_attached_group_policies, "AttachedPolicies", {"GroupName": "rg-pages"}, 3),
+        (iam.list_entities_for_policy, "PolicyRoles", {"PolicyArn": arns[0], "EntityFilter": "Role"}, 3),
+        (iam.list_instance_profiles_for_role, "InstanceProfiles", {"RoleName": "rpager0"}, 0),
+    ]
+    for call, member, kwargs, count in expected:
+        whole = call(**kwargs)[member]
+        assert len(whole) == count, (call, whole)
+        assert collect(call, member, **kwargs) == whole
+    assert failure(iam.attach_role_policy, RoleName="rpager0", PolicyArn="arn:aws:iam::111122223333:policy/none")[
+        ::2] == ("NoSuchEntity", 404)
