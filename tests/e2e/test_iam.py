@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from ..helpers import code_of
 from .authz_world import ACCT_A, REGION, World, policy
-from .test_sts import audit_events, aws
+from .test_sts import audit_events, aws, second_node
 
 ENCRYPT_ONLY = policy({"Effect": "Allow", "Action": "kms:Encrypt", "Resource": "*"})
 INVALID_TOKEN = "The security token included in the request is invalid."
@@ -137,6 +137,56 @@ def test_identity_policies_authorize_iam_actions(world, iam):
     code, message, _ = failure(reader.get_user, UserName="admin")
     assert code == "AccessDenied" and message.endswith("with an explicit deny in an identity-based policy")
     assert failure(iam.get_user, UserName="mallory")[0] == "NoSuchEntity"
+
+
+def test_conditions_on_iam_actions(world, iam):
+    """aws:RequestTag/…, aws:TagKeys, aws:ResourceTag/… and iam:PolicyARN decide IAM calls."""
+    _, _, delegate = user_clients(world, iam, "delegate")
+    allowed_policy = f"arn:aws:iam::{ACCT_A}:policy/delegable"
+    iam.create_policy(PolicyName="delegable", PolicyDocument=ENCRYPT_ONLY)
+    iam.put_user_policy(UserName="delegate", PolicyName="scoped", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": ["iam:CreateUser", "iam:TagUser"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:RequestTag/team": "blue"}}},
+        {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/team": "blue"}}},
+        {"Effect": "Allow", "Action": "iam:AttachUserPolicy", "Resource": "*",
+         "Condition": {"ArnEquals": {"iam:PolicyARN": allowed_policy}}}))
+    blue = [{"Key": "team", "Value": "blue"}]
+    assert eventually(lambda: _created(delegate, "made-blue", blue))
+    assert failure(delegate.create_user, UserName="made-red", Tags=[{"Key": "team", "Value": "red"}])[0] == (
+        "AccessDenied")
+    assert failure(delegate.create_user, UserName="made-plain")[0] == "AccessDenied"
+    assert delegate.get_user(UserName="made-blue")["User"]["Tags"] == blue
+    iam.create_user(UserName="made-elsewhere")
+    assert failure(delegate.get_user, UserName="made-elsewhere")[0] == "AccessDenied"
+    delegate.attach_user_policy(UserName="made-blue", PolicyArn=allowed_policy)
+    code, message, _ = failure(delegate.attach_user_policy, UserName="made-blue",
+                               PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    assert code == "AccessDenied" and "iam:AttachUserPolicy" in message
+
+
+def _created(client, name: str, tags: list) -> bool:
+    try:
+        client.create_user(UserName=name, Tags=tags)
+        return True
+    except ClientError:
+        return False
+
+
+def test_changes_reach_another_node(world, iam, key_id):
+    """Two nodes over one store: a key made inactive on one is refused by the other within a second."""
+    key, _, _ = user_clients(world, iam, "two-nodes")
+    iam.put_user_policy(UserName="two-nodes", PolicyName="enc", PolicyDocument=ENCRYPT_ONLY)
+    with second_node(world.server) as other:
+        kms = other.client(access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"], region=REGION)
+        assert eventually(lambda: encrypt_outcome(kms, key_id) == "allowed")
+        other_iam = other.client("iam", access_key=world.admin.access_key, secret_key=world.admin.secret)
+        other_iam.update_access_key(UserName="two-nodes", AccessKeyId=key["AccessKeyId"], Status="Inactive")
+        mine = world.server.client(access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"], region=REGION)
+        assert eventually(lambda: encrypt_outcome(mine, key_id) == "UnrecognizedClientException", timeout=1.5)
+        iam.update_access_key(UserName="two-nodes", AccessKeyId=key["AccessKeyId"], Status="Active")
+        iam.delete_user_policy(UserName="two-nodes", PolicyName="enc")
+        assert eventually(lambda: encrypt_outcome(kms, key_id) == "AccessDeniedException", timeout=1.5)
 
 
 def _names_or_none(client):

@@ -77,23 +77,51 @@ def shown_id(entity: IamEntity) -> str:
 
 
 # --- authorization ---------------------------------------------------------------------------
-def authorize(svc, call, resource: str) -> None:
-    """``iam:<Action>`` on ``resource`` by the caller's identity policies (the bootstrap
-    administrator's allows everything; --dev: every caller is its account's administrator)."""
-    svc.authorizer.check_account(call, call.action, resource, base_context(call.caller, None, {}))
+def authorize(svc, call, resource: str, action: str | None = None, resource_tags: dict | None = None) -> None:
+    """``iam:<Action>`` (or ``action``) on ``resource`` by the caller's identity policies, with
+    the request's IAM condition keys (the bootstrap administrator's allows everything; --dev:
+    every caller is its account's administrator)."""
+    keys = request_keys(call.request or {})
+    keys.update({f"aws:resourcetag/{k.lower()}": v for k, v in (resource_tags or {}).items()})
+    svc.authorizer.check_account(call, action or call.action, resource, base_context(call.caller, None, keys))
 
 
-def find(svc, call, kind: str, name: str) -> IamEntity | None:
-    """The entity named, read for its ARN (its path is part of the resource authorized)."""
+def request_keys(request: dict) -> dict:
+    """Condition keys a request carries (IAM's service authorization reference): the tags it
+    sets or removes (aws:RequestTag/…, aws:TagKeys) and the managed policy it names
+    (iam:PolicyARN)."""
+    values: dict = {}
+    tags = request.get("Tags") or []
+    values.update({f"aws:requesttag/{t['Key'].lower()}": t["Value"] for t in tags})
+    keys = [t["Key"] for t in tags] or request.get("TagKeys")
+    if keys:
+        values["aws:tagkeys"] = list(keys)
+    if request.get("PolicyArn"):
+        values["iam:policyarn"] = request["PolicyArn"]
+    return values
+
+
+def authorize_creation(svc, call, resource: str, tag_action: str) -> None:
+    """A Create… call; with Tags it also needs the Tag… action (AWS: "To add tags when you create
+    a user, you must also have iam:TagUser")."""
+    authorize(svc, call, resource)
+    if (call.request or {}).get("Tags"):
+        authorize(svc, call, resource, tag_action)
+
+
+def find(svc, call, kind: str, name: str) -> tuple[IamEntity | None, dict]:
+    """The entity named and its tags, read for authorization (its path is part of its ARN, its
+    tags are the aws:ResourceTag/… condition keys)."""
     with svc.store.read() as tx:
-        return tx.find_iam_entity(call.account, kind, name)
+        entity = tx.find_iam_entity(call.account, kind, name)
+        return entity, tx.iam_tags(entity.arn) if entity else {}
 
 
 def authorized_entity(svc, call, kind: str, name: str) -> IamEntity:
     """Authorize the call on the user, role or group named, then require that it exists (AWS
     answers AccessDenied before NoSuchEntity)."""
-    entity = find(svc, call, kind, name)
-    authorize(svc, call, entity.arn if entity else entity_arn(call.account, kind, name))
+    entity, tags = find(svc, call, kind, name)
+    authorize(svc, call, entity.arn if entity else entity_arn(call.account, kind, name), resource_tags=tags)
     if entity is None:
         raise missing(kind, name)
     return entity

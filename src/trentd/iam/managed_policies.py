@@ -54,7 +54,7 @@ def own_policy(tx, call, arn: str):
 def create_policy(svc, call, request: dict) -> dict:
     name, path = request["PolicyName"], common.checked_path(request.get("Path"))
     arn = f"arn:aws:iam::{call.account}:policy/{path[1:]}{name}"
-    common.authorize(svc, call, arn)
+    common.authorize_creation(svc, call, arn, "iam:TagPolicy")
     document = common.checked_identity_policy(request["PolicyDocument"])
     with svc.store.write() as tx:
         if tx.find_managed_policy(call.account, name) is not None:

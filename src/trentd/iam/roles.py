@@ -40,7 +40,7 @@ def checked_trust_policy(tx, document: str) -> str:
 def create_role(svc, call, request: dict) -> dict:
     name, path = request["RoleName"], common.checked_path(request.get("Path"))
     arn = common.entity_arn(call.account, "role", name, path)
-    common.authorize(svc, call, arn)
+    common.authorize_creation(svc, call, arn, "iam:TagRole")
     with svc.store.write() as tx:
         if tx.find_iam_entity(call.account, "role", name) is not None:
             raise common.entity_exists(f"Role with name {name} already exists.")

@@ -35,7 +35,7 @@ def caller_user_name(call, request: dict) -> str:
 def create_user(svc, call, request: dict) -> dict:
     name, path = request["UserName"], common.checked_path(request.get("Path"))
     arn = common.entity_arn(call.account, "user", name, path)
-    common.authorize(svc, call, arn)
+    common.authorize_creation(svc, call, arn, "iam:TagUser")
     with svc.store.write() as tx:
         if tx.find_iam_entity(call.account, "user", name) is not None:
             raise common.entity_exists(f"User with name {name} already exists.")
