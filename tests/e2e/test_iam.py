@@ -247,6 +247,15 @@ def test_quotas(iam):
     assert failure(iam.create_policy_version, PolicyArn=arns[10], PolicyDocument=ENCRYPT_ONLY) == (
         "LimitExceeded", "A managed policy can have up to 5 versions. Before you create a new version, you must "
                          "delete an existing version.", 409)
+    # Sizes: a user's inline policies together, a managed policy (whitespace not counted).
+    big = policy({"Effect": "Allow", "Action": [f"kms:Action{i:04}" for i in range(130)], "Resource": "*"})
+    assert 2048 < len(big) < 6144
+    assert failure(iam.put_user_policy, UserName="quota", PolicyName="big", PolicyDocument=big) == (
+        "LimitExceeded", "Maximum policy size of 2048 bytes exceeded for user quota", 409)
+    huge = policy({"Effect": "Allow", "Action": [f"kms:Action{i:04}" for i in range(400)], "Resource": "*"})
+    assert failure(iam.create_policy, PolicyName="huge", PolicyDocument=huge) == (
+        "LimitExceeded", "Cannot exceed quota for PolicySize: 6144", 409)
+    assert iam.list_user_policies(UserName="quota")["PolicyNames"] == []
     for arn in arns[:10]:
         iam.detach_user_policy(UserName="quota", PolicyArn=arn)
         iam.delete_policy(PolicyArn=arn)

@@ -185,6 +185,19 @@ def encoded(document: str) -> str:
     return quote(document, safe="")
 
 
+def policy_size(document: str) -> int:
+    """A document's size as IAM counts it against its quotas: whitespace is not counted."""
+    return sum(1 for ch in document if not ch.isspace())
+
+
+MAX_MANAGED_POLICY_SIZE = 6144
+
+
+def checked_managed_size(document: str) -> None:
+    if policy_size(document) > MAX_MANAGED_POLICY_SIZE:
+        raise limit_exceeded(f"Cannot exceed quota for PolicySize: {MAX_MANAGED_POLICY_SIZE}")
+
+
 def checked_identity_policy(document: str) -> str:
     """An identity policy as IAM checks it when it is put (the policy engine's grammar)."""
     try:

@@ -8,6 +8,17 @@ from __future__ import annotations
 from . import common
 
 
+# IAM's quotas on the inline policies of one user, role or group, together (whitespace not counted).
+MAX_INLINE_SIZE = {"user": 2048, "role": 10240, "group": 5120}
+
+
+def _check_size(tx, kind: str, arn: str, name: str, policy_name: str, document: str) -> None:
+    others = sum(common.policy_size(text) for n, text in tx.inline_policies(arn).items() if n != policy_name)
+    limit = MAX_INLINE_SIZE[kind]
+    if others + common.policy_size(document) > limit:
+        raise common.limit_exceeded(f"Maximum policy size of {limit} bytes exceeded for {kind} {name}")
+
+
 def _family(kind: str, name_member: str):
     title = common.kind_title(kind)
 
@@ -16,7 +27,9 @@ def _family(kind: str, name_member: str):
         common.authorized_entity(svc, call, kind, name)
         document = common.checked_identity_policy(request["PolicyDocument"])
         with svc.store.write() as tx:
-            tx.put_identity_policy(common.existing(tx, call, kind, name).arn, request["PolicyName"], document)
+            entity = common.existing(tx, call, kind, name)
+            _check_size(tx, kind, entity.arn, entity.name, request["PolicyName"], document)
+            tx.put_identity_policy(entity.arn, request["PolicyName"], document)
         return {}
 
     def get(svc, call, request: dict) -> dict:

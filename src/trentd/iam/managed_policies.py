@@ -56,6 +56,7 @@ def create_policy(svc, call, request: dict) -> dict:
     arn = f"arn:aws:iam::{call.account}:policy/{path[1:]}{name}"
     common.authorize_creation(svc, call, arn, "iam:TagPolicy")
     document = common.checked_identity_policy(request["PolicyDocument"])
+    common.checked_managed_size(document)
     with svc.store.write() as tx:
         if tx.find_managed_policy(call.account, name) is not None:
             raise common.entity_exists(f"A policy called {name} already exists. Duplicate names are not allowed.")
@@ -120,6 +121,7 @@ def create_policy_version(svc, call, request: dict) -> dict:
     arn = request["PolicyArn"]
     common.authorize(svc, call, arn)
     document = common.checked_identity_policy(request["PolicyDocument"])
+    common.checked_managed_size(document)
     with svc.store.write() as tx:
         policy = own_policy(tx, call, arn)
         if len(tx.policy_versions(arn)) >= MAX_VERSIONS:
