@@ -51,6 +51,12 @@ def test_role_assumed_within_and_beyond_max_session_duration(world, iam, key_id)
     session_kms = world.server.client(access_key=creds["AccessKeyId"], secret_key=creds["SecretAccessKey"],
                                       session_token=creds["SessionToken"], region=REGION)
     assert encrypt_outcome(session_kms, key_id) == "allowed"
+    # An AWS managed policy as a session policy narrows the session (ReadOnlyAccess: no Encrypt).
+    narrowed = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="ro",
+                               PolicyArns=[{"arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}])["Credentials"]
+    narrowed_kms = world.server.client(access_key=narrowed["AccessKeyId"], secret_key=narrowed["SecretAccessKey"],
+                                       session_token=narrowed["SessionToken"], region=REGION)
+    assert encrypt_outcome(narrowed_kms, key_id) == "AccessDeniedException"
     assert failure(sts.assume_role, RoleArn=role["Arn"], RoleSessionName="s1", DurationSeconds=7201) == (
         "ValidationError", BEYOND, 400)
     assert sts.assume_role(RoleArn=role["Arn"], RoleSessionName="s1")["Credentials"]  # default: 3600

@@ -13,6 +13,7 @@ from trentd.errors import AWSError
 from trentd.iam import common
 from trentd.iam.operations import OPERATIONS
 from trentd.protocol.model import load_service
+from trentd.protocol.redaction import RULES
 
 
 def test_entity_ids_have_aws_prefixes_and_are_stable():
@@ -69,3 +70,15 @@ def test_every_row_is_an_operation_of_the_model():
     assert all(row.action == f"iam:{name}" for name, row in OPERATIONS.items())
     reads = {name for name, row in OPERATIONS.items() if row.audit.read_only}
     assert "GetUser" in reads and "SimulateCustomPolicy" in reads and "CreateUser" not in reads
+
+
+def test_audit_never_shows_iam_secrets():
+    """IAM's request members are an allow-list: no password, private key or secret is logged, and
+    no answer is shown (CreateAccessKey's SecretAccessKey)."""
+    rules = RULES["iam"]
+    secrets = {"Password", "NewPassword", "OldPassword", "SecretAccessKey", "PrivateKey", "SSHPublicKeyBody",
+               "CertificateBody", "AuthenticationCode1", "AuthenticationCode2", "SAMLMetadataDocument"}
+    assert not secrets & rules.logged and not rules.hashed
+    assert all(not row.audit.response_members for row in OPERATIONS.values())
+    view = load_service("iam").operation("CreateLoginProfile").audit
+    assert view.parameters({"UserName": "u", "Password": "hunter2"}) == {"userName": "u"}

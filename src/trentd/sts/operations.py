@@ -21,7 +21,7 @@ from ..auth.identity import base_context, user_id
 from . import sessions, trust
 
 ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
-POLICY_ARN = re.compile(r"arn:aws:iam::(\d{12}):policy/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,128}", re.ASCII)
+POLICY_ARN = re.compile(r"arn:aws:iam::(\d{12}|aws):policy/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,128}", re.ASCII)
 MAX_POLICY_CHARS = 2048  # inline and managed session policies together, as AWS counts them
 CHAINED_MAX_SECONDS = 3600
 CHAINED_TOO_LONG = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
@@ -116,14 +116,15 @@ def _request_keys(request: dict, tags: dict) -> dict:
 
 def _session_policies(tx, role_arn: str, inline: str | None, policy_arns) -> list[str]:
     """The session policy documents: the inline one and the managed ones named, which must exist
-    in the role's account. Each is checked with the identity-policy grammar."""
+    in the role's account (or be AWS managed policies). Each is checked with the identity-policy grammar."""
     documents = []
     if inline is not None:
         documents.append(_checked(inline))
     for entry in policy_arns:
         arn = entry.get("arn", "")
         match = POLICY_ARN.fullmatch(arn)
-        document = tx.get_managed_policy(arn) if match and match[1] == role_arn.split(":")[4] else None
+        owner = match[1] if match else None
+        document = tx.get_managed_policy(arn) if owner in (role_arn.split(":")[4], "aws") else None
         if document is None:
             raise AWSError("MalformedPolicyDocument", f"Policy {arn} does not exist or is not attachable.")
         documents.append(document)
