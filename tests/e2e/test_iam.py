@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.parse
 
 import pytest
@@ -262,6 +263,25 @@ def test_quotas(iam):
     for key in keys:
         iam.delete_access_key(UserName="quota", AccessKeyId=key)
     iam.delete_user(UserName="quota")
+
+
+def test_quotas_and_names_hold_under_concurrent_calls(iam):
+    """Checked and written by one IAM writer per account at a time, on every engine."""
+    iam.create_user(UserName="racer")
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        keys = list(pool.map(lambda _: _outcome(iam.create_access_key, UserName="racer"), range(6)))
+        users = list(pool.map(lambda i: _outcome(iam.create_user, UserName="Raced" if i % 2 else "raced"), range(6)))
+    assert sorted(keys) == ["LimitExceeded"] * 4 + ["ok"] * 2
+    assert sorted(users) == ["EntityAlreadyExists"] * 5 + ["ok"]
+    assert len(iam.list_access_keys(UserName="racer")["AccessKeyMetadata"]) == 2
+
+
+def _outcome(call, **kwargs) -> str:
+    try:
+        call(**kwargs)
+        return "ok"
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
 
 
 # --- paging -----------------------------------------------------------------------------------------------

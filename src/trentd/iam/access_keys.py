@@ -23,7 +23,7 @@ def _key_missing(access_key_id: str):
 def create_access_key(svc, call, request: dict) -> dict:
     name = caller_user_name(call, request)
     common.authorized_entity(svc, call, "user", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         user = common.existing(tx, call, "user", name)
         if len(tx.iam_access_keys(user.arn)) >= MAX_KEYS_PER_USER:
             raise common.limit_exceeded(f"Cannot exceed quota for AccessKeysPerUser: {MAX_KEYS_PER_USER}")
@@ -51,7 +51,7 @@ def _owned_key(tx, call, user_name: str, access_key_id: str) -> str:
 def update_access_key(svc, call, request: dict) -> dict:
     name = caller_user_name(call, request)
     common.authorized_entity(svc, call, "user", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         _owned_key(tx, call, name, request["AccessKeyId"])
         tx.set_access_key_status(request["AccessKeyId"], request["Status"])
     return {}
@@ -60,7 +60,7 @@ def update_access_key(svc, call, request: dict) -> dict:
 def delete_access_key(svc, call, request: dict) -> dict:
     name = caller_user_name(call, request)
     common.authorized_entity(svc, call, "user", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         _owned_key(tx, call, name, request["AccessKeyId"])
         tx.delete_access_key(request["AccessKeyId"])
     return {}

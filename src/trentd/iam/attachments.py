@@ -16,7 +16,7 @@ def _family(kind: str, name_member: str):
     def attach(svc, call, request: dict) -> dict:
         name, arn = request[name_member], request["PolicyArn"]
         common.authorized_entity(svc, call, kind, name)
-        with svc.store.write() as tx:
+        with common.writing(svc, call) as tx:
             entity = common.existing(tx, call, kind, name)
             try:
                 visible_policy(tx, call, arn)
@@ -31,7 +31,7 @@ def _family(kind: str, name_member: str):
     def detach(svc, call, request: dict) -> dict:
         name, arn = request[name_member], request["PolicyArn"]
         common.authorized_entity(svc, call, kind, name)
-        with svc.store.write() as tx:
+        with common.writing(svc, call) as tx:
             if not tx.detach_policy(common.existing(tx, call, kind, name).arn, arn):
                 raise policy_missing(arn)
         return {}

@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from ..auth import policy as policy_language
 from ..auth.identity import base_context, user_id
 from ..errors import AWSError
+from ..store.errors import Duplicate
 from ..store.records import IamEntity
 
 # The IAM model's statuses for its errors (botocore's iam service-2).
@@ -133,6 +136,19 @@ def existing(tx, call, kind: str, name: str) -> IamEntity:
     if entity is None:
         raise missing(kind, name)
     return entity
+
+
+@contextmanager
+def writing(svc, call) -> Iterator:
+    """A write transaction that holds the account's IAM lock: names, quotas and dependants are
+    checked and then written by one IAM writer of the account at a time, on every node. A unique
+    name taken meanwhile by another door (an admin command) is EntityAlreadyExists, as on AWS."""
+    try:
+        with svc.store.write() as tx:
+            tx.exclusive(f"iam:{call.account}")
+            yield tx
+    except Duplicate:
+        raise entity_exists("An entity with that name already exists.") from None
 
 
 # --- paging (Marker / MaxItems / IsTruncated) --------------------------------------------------

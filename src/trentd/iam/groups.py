@@ -22,7 +22,7 @@ def create_group(svc, call, request: dict) -> dict:
     name, path = request["GroupName"], common.checked_path(request.get("Path"))
     arn = common.entity_arn(call.account, "group", name, path)
     common.authorize(svc, call, arn)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         if tx.find_iam_entity(call.account, "group", name) is not None:
             raise common.entity_exists(f"Group with name {name} already exists.")
         group = IamEntity(arn, call.account, name, "group", svc.clock.now(), common.entity_id("group", arn), path)
@@ -52,7 +52,7 @@ def update_group(svc, call, request: dict) -> dict:
 def _membership(svc, call, request: dict, add: bool) -> dict:
     group_name, user_name = request["GroupName"], request["UserName"]
     common.authorized_entity(svc, call, "group", group_name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         group = common.existing(tx, call, "group", group_name)
         user = common.existing(tx, call, "user", user_name)
         if add:
@@ -81,7 +81,7 @@ def list_groups_for_user(svc, call, request: dict) -> dict:
 def delete_group(svc, call, request: dict) -> dict:
     name = request["GroupName"]
     common.authorized_entity(svc, call, "group", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         group = common.existing(tx, call, "group", name)
         if tx.group_members(group.arn):
             raise common.delete_conflict("Cannot delete entity, must remove users from group first.")

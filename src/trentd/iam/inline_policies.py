@@ -26,7 +26,7 @@ def _family(kind: str, name_member: str):
         name = request[name_member]
         common.authorized_entity(svc, call, kind, name)
         document = common.checked_identity_policy(request["PolicyDocument"])
-        with svc.store.write() as tx:
+        with common.writing(svc, call) as tx:
             entity = common.existing(tx, call, kind, name)
             _check_size(tx, kind, entity.arn, entity.name, request["PolicyName"], document)
             tx.put_identity_policy(entity.arn, request["PolicyName"], document)
@@ -50,7 +50,7 @@ def _family(kind: str, name_member: str):
     def delete(svc, call, request: dict) -> dict:
         name, policy_name = request[name_member], request["PolicyName"]
         common.authorized_entity(svc, call, kind, name)
-        with svc.store.write() as tx:
+        with common.writing(svc, call) as tx:
             if not tx.delete_inline_policy(common.existing(tx, call, kind, name).arn, policy_name):
                 raise common.no_such_entity(f"The {kind} policy with name {policy_name} cannot be found.")
         return {}

@@ -57,7 +57,7 @@ def create_policy(svc, call, request: dict) -> dict:
     common.authorize_creation(svc, call, arn, "iam:TagPolicy")
     document = common.checked_identity_policy(request["PolicyDocument"])
     common.checked_managed_size(document)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         if tx.find_managed_policy(call.account, name) is not None:
             raise common.entity_exists(f"A policy called {name} already exists. Duplicate names are not allowed.")
         tx.insert_managed_policy(arn, call.account, name, document, svc.clock.now(),
@@ -89,7 +89,7 @@ def list_policies(svc, call, request: dict) -> dict:
 def delete_policy(svc, call, request: dict) -> dict:
     arn = request["PolicyArn"]
     common.authorize(svc, call, arn)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         policy = own_policy(tx, call, arn)
         if tx.policy_attachments(arn):
             raise common.delete_conflict("Cannot delete a policy attached to entities.")
@@ -122,7 +122,7 @@ def create_policy_version(svc, call, request: dict) -> dict:
     common.authorize(svc, call, arn)
     document = common.checked_identity_policy(request["PolicyDocument"])
     common.checked_managed_size(document)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         policy = own_policy(tx, call, arn)
         if len(tx.policy_versions(arn)) >= MAX_VERSIONS:
             raise common.limit_exceeded(f"A managed policy can have up to {MAX_VERSIONS} versions. Before you "
@@ -157,7 +157,7 @@ def list_policy_versions(svc, call, request: dict) -> dict:
 def delete_policy_version(svc, call, request: dict) -> dict:
     arn, version_id = request["PolicyArn"], request["VersionId"]
     common.authorize(svc, call, arn)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         policy = own_policy(tx, call, arn)
         _version(tx, arn, version_id)
         if version_id == policy.default_version:
@@ -169,7 +169,7 @@ def delete_policy_version(svc, call, request: dict) -> dict:
 def set_default_policy_version(svc, call, request: dict) -> dict:
     arn, version_id = request["PolicyArn"], request["VersionId"]
     common.authorize(svc, call, arn)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         own_policy(tx, call, arn)
         row = _version(tx, arn, version_id)
         tx.set_default_policy_version(arn, version_id, row[1], svc.clock.now())
@@ -180,7 +180,7 @@ def set_default_policy_version(svc, call, request: dict) -> dict:
 def tag_policy(svc, call, request: dict) -> dict:
     arn = request["PolicyArn"]
     common.authorize(svc, call, arn)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         policy = own_policy(tx, call, arn)
         common.put_tags(tx, arn, request["Tags"], "policy", policy.name)
     return {}
@@ -189,7 +189,7 @@ def tag_policy(svc, call, request: dict) -> dict:
 def untag_policy(svc, call, request: dict) -> dict:
     arn = request["PolicyArn"]
     common.authorize(svc, call, arn)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         common.untag(tx, own_policy(tx, call, arn).arn, request["TagKeys"])
     return {}
 

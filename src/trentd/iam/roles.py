@@ -27,9 +27,11 @@ def role_out(tx, role: IamEntity, tags: bool = False) -> dict:
 
 
 def checked_trust_policy(tx, document: str) -> str:
-    """A trust policy as IAM checks it: the grammar, no Resource, principals that exist."""
+    """A trust policy as IAM checks it: the grammar, no Resource, principals that exist (users and
+    roles: a group is no principal)."""
     def exists(arn: str) -> bool:
-        return arn.endswith(":root") or tx.get_principal(arn) is not None
+        found = tx.get_principal(arn)
+        return arn.endswith(":root") or found is not None and found.kind != "group"
 
     try:
         return trust.validate(document, exists)
@@ -41,7 +43,7 @@ def create_role(svc, call, request: dict) -> dict:
     name, path = request["RoleName"], common.checked_path(request.get("Path"))
     arn = common.entity_arn(call.account, "role", name, path)
     common.authorize_creation(svc, call, arn, "iam:TagRole")
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         if tx.find_iam_entity(call.account, "role", name) is not None:
             raise common.entity_exists(f"Role with name {name} already exists.")
         document = checked_trust_policy(tx, request["AssumeRolePolicyDocument"])
@@ -69,7 +71,7 @@ def list_roles(svc, call, request: dict) -> dict:
 def update_role(svc, call, request: dict) -> dict:
     name = request["RoleName"]
     common.authorized_entity(svc, call, "role", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         role = common.existing(tx, call, "role", name)
         tx.update_iam_entity(role.arn, description=request.get("Description"),
                              max_session_duration=request.get("MaxSessionDuration"))
@@ -79,7 +81,7 @@ def update_role(svc, call, request: dict) -> dict:
 def update_role_description(svc, call, request: dict) -> dict:
     name = request["RoleName"]
     common.authorized_entity(svc, call, "role", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         role = common.existing(tx, call, "role", name)
         tx.update_iam_entity(role.arn, description=request["Description"])
         return {"Role": role_out(tx, common.existing(tx, call, "role", name))}
@@ -88,7 +90,7 @@ def update_role_description(svc, call, request: dict) -> dict:
 def update_assume_role_policy(svc, call, request: dict) -> dict:
     name = request["RoleName"]
     common.authorized_entity(svc, call, "role", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         role = common.existing(tx, call, "role", name)
         tx.put_trust_policy(role.arn, checked_trust_policy(tx, request["PolicyDocument"]))
     return {}
@@ -97,7 +99,7 @@ def update_assume_role_policy(svc, call, request: dict) -> dict:
 def delete_role(svc, call, request: dict) -> dict:
     name = request["RoleName"]
     common.authorized_entity(svc, call, "role", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         role = common.existing(tx, call, "role", name)
         if tx.inline_policies(role.arn):
             raise common.delete_conflict("Cannot delete entity, must delete policies first.")

@@ -36,7 +36,7 @@ def create_user(svc, call, request: dict) -> dict:
     name, path = request["UserName"], common.checked_path(request.get("Path"))
     arn = common.entity_arn(call.account, "user", name, path)
     common.authorize_creation(svc, call, arn, "iam:TagUser")
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         if tx.find_iam_entity(call.account, "user", name) is not None:
             raise common.entity_exists(f"User with name {name} already exists.")
         user = IamEntity(arn, call.account, name, "user", svc.clock.now(), common.entity_id("user", arn), path)
@@ -70,7 +70,7 @@ def rename(svc, call, request: dict, kind: str, name: str, new_name: str | None)
     new_arn = common.entity_arn(call.account, kind, new_name, new_path)
     if new_arn != entity.arn:
         common.authorize(svc, call, new_arn)  # AWS: the action must be allowed on both names
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         entity = common.existing(tx, call, kind, name)
         other = tx.find_iam_entity(call.account, kind, new_name)
         if other is not None and other.arn != entity.arn:
@@ -82,7 +82,7 @@ def rename(svc, call, request: dict, kind: str, name: str, new_name: str | None)
 def delete_user(svc, call, request: dict) -> dict:
     name = request["UserName"]
     common.authorized_entity(svc, call, "user", name)
-    with svc.store.write() as tx:
+    with common.writing(svc, call) as tx:
         user = common.existing(tx, call, "user", name)
         if tx.iam_access_keys(user.arn):
             raise common.delete_conflict("Cannot delete entity, must delete access keys first.")
@@ -103,7 +103,7 @@ def tagger(kind: str, name_member: str):
     def tag(svc, call, request: dict) -> dict:
         name = request[name_member]
         common.authorized_entity(svc, call, kind, name)
-        with svc.store.write() as tx:
+        with common.writing(svc, call) as tx:
             entity = common.existing(tx, call, kind, name)
             common.put_tags(tx, entity.arn, request["Tags"], kind, name)
         return {}
@@ -111,7 +111,7 @@ def tagger(kind: str, name_member: str):
     def untag(svc, call, request: dict) -> dict:
         name = request[name_member]
         common.authorized_entity(svc, call, kind, name)
-        with svc.store.write() as tx:
+        with common.writing(svc, call) as tx:
             common.untag(tx, common.existing(tx, call, kind, name).arn, request["TagKeys"])
         return {}
 
