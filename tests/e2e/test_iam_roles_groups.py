@@ -199,6 +199,8 @@ def test_simulate_with_the_evaluator(iam):
     assert [(r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"]) for r in out["EvaluationResults"]] == [
         ("kms:Encrypt", "arn:aws:kms:us-east-1:111122223333:key/k", "allowed"),
         ("kms:Decrypt", "arn:aws:kms:us-east-1:111122223333:key/k", "implicitDeny")]
+    assert failure(iam.simulate_principal_policy, PolicySourceArn=f"arn:aws:iam::{ACCT_A}:user/nobody",
+                   ActionNames=["kms:Encrypt"]) == ("NoSuchEntity", "The user with name nobody cannot be found.", 404)
     assert failure(iam.simulate_custom_policy, PolicyInputList=["{bad"], ActionNames=["kms:Encrypt"])[::2] == (
         "MalformedPolicyDocument", 400)
 

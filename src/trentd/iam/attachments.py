@@ -4,6 +4,7 @@ to a group's members) within a second on every node (the store's ``identity_poli
 
 from __future__ import annotations
 
+from ..errors import AWSError
 from . import common
 from .managed_policies import policy_missing, visible_policy
 
@@ -20,7 +21,7 @@ def _family(kind: str, name_member: str):
             entity = common.existing(tx, call, kind, name)
             try:
                 visible_policy(tx, call, arn)
-            except Exception:
+            except AWSError:  # not found, or another account's
                 raise common.no_such_entity(f"Policy {arn} does not exist or is not attachable.") from None
             attached = tx.attached_policies(entity.arn)
             if arn not in attached and len(attached) >= MAX_ATTACHED:

@@ -58,13 +58,20 @@ def evaluate(policies: list, principal_arn: str, account: str, request: dict) ->
     return results
 
 
+def _unknown_source(source: str) -> AWSError:
+    kind, _, rest = source.split(":", 5)[-1].partition("/")
+    if kind in ("user", "role", "group") and rest:
+        return common.missing(kind, rest.rsplit("/", 1)[-1])
+    return common.invalid_input(f"Invalid Entity Arn: {source} does not clearly define entity type and name.")
+
+
 def simulate_principal_policy(svc, call, request: dict) -> dict:
     source = request["PolicySourceArn"]
     common.authorize(svc, call, source)
     with svc.store.read() as tx:
         entity = tx.iam_entity(source)
         if entity is None or entity.account != call.account:
-            raise common.invalid_input(f"Invalid Entity Arn: {source} does not clearly define entity type and name.")
+            raise _unknown_source(source)
         documents = (tx.identity_policies(source) if entity.kind != "group"
                      else {**tx.inline_policies(source), **dict(tx.attached_documents([source]))})
     policies = _compiled([*documents.values(), *request.get("PolicyInputList", [])])
