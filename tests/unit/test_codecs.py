@@ -56,6 +56,8 @@ def test_iam_words_sigv4_failures_as_sts_does():  # an unknown or inactive key: 
     assert codec.error_code("InvalidSignatureException") == "SignatureDoesNotMatch"
     status, body, _ = codec.error(AWSError("UnrecognizedClientException", "m"), "r")
     assert status == 403 and b"<Code>InvalidClientTokenId</Code>" in body
+    status, body, _ = codec.error(AWSError("KMSInternalException", "m"), "r")  # a fault, in IAM's words
+    assert status == 500 and b"<Code>ServiceFailure</Code>" in body and b"<Type>Receiver</Type>" in body
 
 
 def test_malformed_form():

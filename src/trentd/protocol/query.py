@@ -38,8 +38,13 @@ _QUERY_AUTH_CODES = {
         "AccessDeniedException": ("AccessDenied", 403),
         "MalformedPolicyDocumentException": ("MalformedPolicyDocument", 400),
 }
-# IAM words them as STS does (an inactive or unknown key: InvalidClientTokenId, 403).
-AUTH_CODES: dict[str, dict[str, tuple[str, int]]] = {"sts": _QUERY_AUTH_CODES, "iam": _QUERY_AUTH_CODES}
+# IAM words them as STS does (an inactive or unknown key: InvalidClientTokenId, 403), and its
+# faults with the model's ServiceFailure (500) rather than KMS's names.
+AUTH_CODES: dict[str, dict[str, tuple[str, int]]] = {
+    "sts": _QUERY_AUTH_CODES,
+    "iam": {**_QUERY_AUTH_CODES, "KMSInternalException": ("ServiceFailure", 500),
+            "DependencyTimeoutException": ("ServiceFailure", 500)},
+}
 
 # Where a service writes members in another order than the model lists them (STS's documented
 # example and real answers: Arn first), so clients that read XML by position see what AWS sends.
