@@ -77,7 +77,15 @@ def encrypt_outcome(kms, key_id: str) -> str:
 # --- the walk-through: user, key, policy, KMS ----------------------------------------------------
 def test_user_key_policy_and_kms(world, iam, key_id):
     key, kms, user_iam = user_clients(world, iam, "walker")
+    never = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])
+    assert never["UserName"] == "walker" and never["AccessKeyLastUsed"] == {"ServiceName": "N/A", "Region": "N/A"}
+    before = time.time()
     assert encrypt_outcome(kms, key_id) == "AccessDeniedException"
+    # A refused call is still a use of the key (it signed it): noted within about a second.
+    used = eventually(lambda: iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"]
+                      .get("LastUsedDate"))
+    last = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"]
+    assert (last["ServiceName"], last["Region"]) == ("kms", REGION) and used.timestamp() >= int(before)
     arn = iam.create_policy(PolicyName="encrypt-only", PolicyDocument=ENCRYPT_ONLY)["Policy"]["Arn"]
     assert arn == f"arn:aws:iam::{ACCT_A}:policy/encrypt-only"
     iam.attach_user_policy(UserName="walker", PolicyArn=arn)

@@ -8,11 +8,13 @@ that deleted it and within a second on every other.
 from __future__ import annotations
 
 import re
+import time
 
 from ..errors import AWSError
 from . import principals, sigv4
 from .identity import Caller
 from .credential_cache import CredentialCache
+from .key_usage import RECENT
 from .temporary import TemporaryCredentials
 
 UNRECOGNIZED = "The security token included in the request is invalid."
@@ -65,6 +67,7 @@ class Authenticator:
                 raise AWSError("UnrecognizedClientException", UNRECOGNIZED)
             principal, secret = found
             sigv4.verify(cred, method=method, path=path, query=query, headers=headers, body=body, secret=secret)
+            RECENT.note(cred.access_key_id, time.time(), cred.service, cred.region)  # GetAccessKeyLastUsed
             account = principal.split(":")[4]
         return Caller(account=account, region=cred.region, principal_arn=principal, access_key_id=cred.access_key_id,
                       request_id=request_id, source_ip=source_ip, user_agent=user_agent, secure=secure)

@@ -1,5 +1,5 @@
 """Access keys of IAM users: CreateAccessKey, ListAccessKeys, UpdateAccessKey, DeleteAccessKey,
-GetAccessKeyLastUsed.
+GetAccessKeyLastUsed (the uses the authenticator notes, auth/key_usage.py).
 
 The secret is answered once, by CreateAccessKey, and stored wrapped under the root key
 (auth/principals.py); audit events never show it (protocol/redaction.py). An Inactive key
@@ -67,15 +67,20 @@ def delete_access_key(svc, call, request: dict) -> dict:
 
 
 def get_access_key_last_used(svc, call, request: dict) -> dict:
-    """trentd does not track a long-term key's last use: AWS's answer for a key never used."""
+    """When, on which service and in which Region the key last signed a request (auth/key_usage.py:
+    accurate to about a second); a key never used: "N/A", as AWS answers."""
     access_key_id = request["AccessKeyId"]
     with svc.store.read() as tx:
         owner = tx.access_key_owner(access_key_id)
+        used = tx.access_key_last_used(access_key_id)
     if owner is None or owner.split(":")[4] != call.account:
         common.authorize(svc, call, common.entity_arn(call.account, "user", "*"))
         raise _key_missing(access_key_id)
     common.authorize(svc, call, owner)
-    return {"UserName": owner.rsplit("/", 1)[1], "AccessKeyLastUsed": {"ServiceName": "N/A", "Region": "N/A"}}
+    last_used = {"ServiceName": "N/A", "Region": "N/A"}
+    if used is not None:
+        last_used = {"LastUsedDate": used[0], "ServiceName": used[1], "Region": used[2]}
+    return {"UserName": owner.rsplit("/", 1)[1], "AccessKeyLastUsed": last_used}
 
 
 HANDLERS = {

@@ -111,6 +111,19 @@ class IamQueries(SQLTransaction):
     def set_access_key_status(self, access_key_id: str, status: str) -> None:
         self.q("UPDATE access_keys SET status = ? WHERE access_key_id = ?", (status, access_key_id))
 
+    def record_access_key_uses(self, uses: dict[str, tuple[float, str, str]]) -> None:
+        """(used at, service, Region) by access key id; a later use than the stored one wins, so
+        nodes flushing in any order leave the latest."""
+        for access_key_id, (used_at, service, region) in sorted(uses.items()):
+            self.q("INSERT INTO access_key_last_used (access_key_id, used_at, service, region) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT (access_key_id) DO UPDATE SET used_at = excluded.used_at, "
+                   "service = excluded.service, region = excluded.region "
+                   "WHERE access_key_last_used.used_at < excluded.used_at", (access_key_id, used_at, service, region))
+
+    def access_key_last_used(self, access_key_id: str) -> tuple[float, str, str] | None:
+        return self.one("SELECT used_at, service, region FROM access_key_last_used WHERE access_key_id = ?",
+                        (access_key_id,))
+
     # --- managed policies: records, versions, attachments --------------------------------------
     def managed_policy_record(self, arn: str) -> ManagedPolicyRecord | None:
         row = self.one(f"SELECT {_POLICY} FROM managed_policies WHERE arn = ?", (arn,))

@@ -34,8 +34,9 @@ Execute = Callable[[str, tuple], Cursor]
 _CHANGE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 # Tables no cache depends on: writing them does not invalidate caches (the last-use times are
 # flushed every second under load and would otherwise empty every cache every second; failed
-# console sign-ins, which anyone can cause, must not empty them either).
-_UNCACHED_TABLES = frozenset({"key_last_usage", "console_signin_failures"})
+# console sign-ins, which anyone can cause, must not empty them either; nor do access keys' last
+# uses, flushed every second like the keys').
+_UNCACHED_TABLES = frozenset({"key_last_usage", "console_signin_failures", "access_key_last_used"})
 
 
 class SQLTransaction(ABC):

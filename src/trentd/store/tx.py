@@ -275,4 +275,5 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         return self.q(sql + " WHERE principal_arn = ? ORDER BY access_key_id", (principal_arn,)).fetchall()
 
     def delete_access_key(self, access_key_id: str) -> int:
+        self.q("DELETE FROM access_key_last_used WHERE access_key_id = ?", (access_key_id,))
         return self.q("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,)).rowcount

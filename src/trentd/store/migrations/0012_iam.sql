@@ -14,6 +14,15 @@ CREATE UNIQUE INDEX principals_name_nocase ON principals (account, kind, lower(n
 -- An inactive access key is refused on every service, as AWS refuses it.
 ALTER TABLE access_keys ADD COLUMN status TEXT NOT NULL DEFAULT 'Active';
 
+-- When each long-term access key was last used, where (GetAccessKeyLastUsed): flushed from each
+-- process's memory once a second; no cache depends on it.
+CREATE TABLE access_key_last_used (
+    access_key_id TEXT PRIMARY KEY,
+    used_at       DOUBLE PRECISION NOT NULL,
+    service       TEXT NOT NULL,
+    region        TEXT NOT NULL
+);
+
 -- Tags of users, roles and managed policies, by ARN.
 CREATE TABLE iam_tags (
     arn       TEXT NOT NULL,
