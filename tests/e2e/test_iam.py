@@ -390,6 +390,64 @@ def test_rename_moves_everything_and_admin_commands_see_it(world, iam, key_id):
     assert {"Arn": arn_policy, "Account": ACCT_A} in world.cli("policies", "list")["Policies"]
 
 
+# --- one unique id everywhere, before and after a rename ------------------------------------------------------
+def null_entity_id(server, arn: str) -> None:
+    """What a row made before schema 12 holds: no stored id (the store itself, as every node reads it)."""
+    sql = "UPDATE principals SET entity_id = NULL WHERE arn = '%s'" % arn.replace("'", "''")
+    if server.database:
+        import psycopg
+
+        with psycopg.connect(server.database, autocommit=True) as conn:
+            conn.execute(sql)
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(server.data_dir / "trentd.db")
+    try:
+        with conn:
+            conn.execute(sql)
+    finally:
+        conn.close()
+
+
+def ids_seen(world, iam, user_iam, sts, name: str) -> set[str]:
+    """The user's id as GetUser, its own GetUser, GetCallerIdentity and the audit event show it."""
+    got = iam.get_user(UserName=name)["User"]["UserId"]
+    own = user_iam.get_user()
+    me = sts.get_caller_identity()["UserId"]
+    event = next(e for e in audit_events(world.server) if e["requestID"] == own["ResponseMetadata"]["RequestId"])
+    return {got, own["User"]["UserId"], me, event["userIdentity"]["principalId"]}
+
+
+@pytest.mark.parametrize("door", ["iam", "before-schema-12"])
+def test_user_id_is_one_everywhere_and_survives_a_rename(world, iam, door):
+    name = f"idu-{door}"
+    if door == "iam":
+        key, _, user_iam = user_clients(world, iam, name)
+    else:  # made by the admin commands in a store upgraded from before the IAM API: no stored id
+        arn = world.cli("principals", "create", "--account", ACCT_A, "--name", name)["Arn"]
+        null_entity_id(world.server, arn)
+        key = world.cli("access-keys", "create", "--principal", arn)
+        key = {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+        user_iam = world.server.client("iam", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"],
+                                       region=REGION)
+    sts = world.server.client("sts", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"], region=REGION)
+    unique = iam.get_user(UserName=name)["User"]["UserId"]
+    assert unique.startswith("AIDA") and len(unique) == 21
+    # Its own GetUser is allowed only when aws:userid is that id.
+    iam.put_user_policy(UserName=name, PolicyName="self", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:userid": unique}}}))
+    assert eventually(lambda: ids_seen(world, iam, user_iam, sts, name) == {unique})
+
+    iam.update_user(UserName=name, NewUserName=f"{name}-renamed")
+    assert eventually(lambda: sts.get_caller_identity()["Arn"].endswith(f"user/{name}-renamed"))
+    assert ids_seen(world, iam, user_iam, sts, f"{name}-renamed") == {unique}
+    # A new user with the old name is another user, with another id.
+    again = iam.create_user(UserName=name)["User"]["UserId"]
+    assert again != unique and again.startswith("AIDA")
+
+
 # --- the audit ---------------------------------------------------------------------------------------------
 def test_audit_events_and_no_secret(world, iam):
     out = iam.create_user(UserName="audited")

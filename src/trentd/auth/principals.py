@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..store.records import PrincipalRecord
+from .identity import new_unique_id
 from ..store.rootkey import aad_for
 
 ADMIN_NAME = "admin"
@@ -46,7 +47,7 @@ def create_principal(tx, account: str, name: str, kind: str = "user") -> Princip
     record = PrincipalRecord(principal_arn(account, name, kind), account, name, kind, time.time())
     if tx.get_principal(record.arn):
         raise PrincipalError(f"principal {record.arn} already exists")
-    tx.insert_principal(record)
+    tx.insert_principal(record, new_unique_id(kind))  # random, as the IAM API's (auth/identity.py)
     return record
 
 

@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from urllib.parse import quote
 
 from ..auth import policy as policy_language
+from ..auth.identity import ID_PREFIX as KIND_PREFIX
 from ..auth.identity import base_context, user_id
+from ..auth.identity import new_unique_id as new_unique_id  # new entities' ids (users, roles, groups, policies)
 from ..errors import AWSError
 from ..store.errors import Duplicate
 from ..store.records import IamEntity
@@ -20,7 +22,6 @@ from ..store.records import IamEntity
 NOT_FOUND, CONFLICT = 404, 409
 DEFAULT_MAX_ITEMS = 100
 MAX_TAGS = 50
-KIND_PREFIX = {"user": "AIDA", "role": "AROA", "group": "AGPA", "policy": "ANPA"}
 _PATH = re.compile(r"/(?:[\x21-\x7e]*/)?", re.ASCII)
 
 
@@ -67,8 +68,9 @@ def checked_path(path: str | None) -> str:
 
 
 def entity_id(kind: str, arn: str) -> str:
-    """A stable id with AWS's prefix. Users and roles: the id GetCallerIdentity, audit events and
-    ``aws:userid`` have always shown (auth/identity.py), so every view of one principal agrees."""
+    """The id of a row made before schema 12, which has none stored: derived from its ARN (users
+    and roles: as GetCallerIdentity, audit events and ``aws:userid`` have always shown it). New
+    entities get ``new_unique_id``; a rename stores the derived one (an id never changes)."""
     if kind in ("user", "role"):
         return user_id(arn)
     digest = hashlib.sha256(arn.encode()).digest()
@@ -76,6 +78,7 @@ def entity_id(kind: str, arn: str) -> str:
 
 
 def shown_id(entity: IamEntity) -> str:
+    """The stored id, the same the caller's credentials carry (auth/identity.py stored_user_id)."""
     return entity.entity_id or entity_id(entity.kind, entity.arn)
 
 

@@ -25,7 +25,7 @@ def create_group(svc, call, request: dict) -> dict:
     with common.writing(svc, call) as tx:
         if tx.find_iam_entity(call.account, "group", name) is not None:
             raise common.entity_exists(f"Group with name {name} already exists.")
-        group = IamEntity(arn, call.account, name, "group", svc.clock.now(), common.entity_id("group", arn), path)
+        group = IamEntity(arn, call.account, name, "group", svc.clock.now(), common.new_unique_id("group"), path)
         tx.insert_iam_entity(group)
     return {"Group": group_out(group)}
 

@@ -61,7 +61,7 @@ def create_policy(svc, call, request: dict) -> dict:
         if tx.find_managed_policy(call.account, name) is not None:
             raise common.entity_exists(f"A policy called {name} already exists. Duplicate names are not allowed.")
         tx.insert_managed_policy(arn, call.account, name, document, svc.clock.now(),
-                                 policy_id=common.entity_id("policy", arn), path=path,
+                                 policy_id=common.new_unique_id("policy"), path=path,
                                  description=request.get("Description"))
         common.put_tags(tx, arn, request.get("Tags", []), "policy", name)
         return {"Policy": policy_out(tx, tx.managed_policy_record(arn), tags=bool(request.get("Tags")))}

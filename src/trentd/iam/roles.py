@@ -47,7 +47,7 @@ def create_role(svc, call, request: dict) -> dict:
         if tx.find_iam_entity(call.account, "role", name) is not None:
             raise common.entity_exists(f"Role with name {name} already exists.")
         document = checked_trust_policy(tx, request["AssumeRolePolicyDocument"])
-        role = IamEntity(arn, call.account, name, "role", svc.clock.now(), common.entity_id("role", arn), path,
+        role = IamEntity(arn, call.account, name, "role", svc.clock.now(), common.new_unique_id("role"), path,
                          request.get("Description"), request.get("MaxSessionDuration", 3600))
         tx.insert_iam_entity(role)
         tx.put_trust_policy(arn, document)

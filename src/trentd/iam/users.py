@@ -39,7 +39,7 @@ def create_user(svc, call, request: dict) -> dict:
     with common.writing(svc, call) as tx:
         if tx.find_iam_entity(call.account, "user", name) is not None:
             raise common.entity_exists(f"User with name {name} already exists.")
-        user = IamEntity(arn, call.account, name, "user", svc.clock.now(), common.entity_id("user", arn), path)
+        user = IamEntity(arn, call.account, name, "user", svc.clock.now(), common.new_unique_id("user"), path)
         tx.insert_iam_entity(user)
         common.put_tags(tx, arn, request.get("Tags", []), "user", name)
         return {"User": user_out(tx, user, tags=bool(request.get("Tags")))}
@@ -75,7 +75,7 @@ def rename(svc, call, request: dict, kind: str, name: str, new_name: str | None)
         other = tx.find_iam_entity(call.account, kind, new_name)
         if other is not None and other.arn != entity.arn:
             raise common.entity_exists(f"{common.kind_title(kind)} with name {new_name} already exists.")
-        tx.rename_iam_entity(entity.arn, new_arn, new_name, new_path)
+        tx.rename_iam_entity(entity.arn, new_arn, new_name, new_path, common.shown_id(entity))
     return {}
 
 

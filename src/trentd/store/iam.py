@@ -54,11 +54,19 @@ class IamQueries(SQLTransaction):
         if max_session_duration is not None:
             self.q("UPDATE principals SET max_session_duration = ? WHERE arn = ?", (max_session_duration, arn))
 
-    def rename_iam_entity(self, old_arn: str, new_arn: str, name: str, path: str) -> None:
-        """A user's or group's new name or path: every row that names the old ARN moves."""
+    def principal_unique_id(self, arn: str) -> str | None:
+        """The stored AIDA…/AROA… id; None for a row made before schema 12 (or no such row)."""
+        row = self.one("SELECT entity_id FROM principals WHERE arn = ?", (arn,))
+        return row[0] if row else None
+
+    def rename_iam_entity(self, old_arn: str, new_arn: str, name: str, path: str, entity_id: str) -> None:
+        """A user's or group's new name or path: every row that names the old ARN moves. A row
+        without a stored id (made before schema 12) keeps the one it was shown, ``entity_id``:
+        an id never changes."""
         for table, column in _NAMED_BY_ARN:
             self.q(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (new_arn, old_arn))
-        self.q("UPDATE principals SET name = ?, path = ? WHERE arn = ?", (name, path, new_arn))
+        self.q("UPDATE principals SET name = ?, path = ?, entity_id = COALESCE(entity_id, ?) WHERE arn = ?",
+               (name, path, entity_id, new_arn))
 
     # --- tags --------------------------------------------------------------------------------
     def iam_tags(self, arn: str) -> dict[str, str]:

@@ -215,10 +215,10 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         row = self.one("SELECT arn, account, name, kind, created FROM principals WHERE arn = ?", (arn,))
         return PrincipalRecord(*row) if row else None
 
-    def insert_principal(self, p: PrincipalRecord) -> None:
+    def insert_principal(self, p: PrincipalRecord, entity_id: str | None = None) -> None:
         self.q(
-            "INSERT INTO principals (arn, account, name, kind, created) VALUES (?, ?, ?, ?, ?)",
-            (p.arn, p.account, p.name, p.kind, p.created),
+            "INSERT INTO principals (arn, account, name, kind, created, entity_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (p.arn, p.account, p.name, p.kind, p.created, entity_id),
         )
 
     def list_principals(self) -> list[PrincipalRecord]:

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from ..audit.events import AuditFacts
 from ..auth import policy as policy_language
 from ..errors import AWSError
-from ..auth.identity import base_context, user_id
+from ..auth.identity import base_context, stored_user_id
 from . import sessions, trust
 
 ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
@@ -31,11 +31,7 @@ BEYOND_MAX_SESSION = "The requested DurationSeconds exceeds the MaxSessionDurati
 
 def get_caller_identity(svc, caller, request: dict) -> dict:
     """Needs no permission (AWS: the same answer is in every AccessDenied message)."""
-    session = caller.session
-    unique = user_id(caller.principal_arn)
-    if session is not None and session.is_role:
-        unique = f"{unique}:{session.session_name}"
-    return {"UserId": unique, "Account": caller.account, "Arn": caller.shown_arn}
+    return {"UserId": caller.unique_id, "Account": caller.account, "Arn": caller.shown_arn}
 
 
 def get_session_token(svc, caller, request: dict) -> dict:
@@ -64,6 +60,7 @@ def assume_role(svc, caller, request: dict) -> dict:
         elif not ROLE_ARN.fullmatch(role_arn):
             raise trust.refusal(caller, "sts:AssumeRole", role_arn)
         documents = _session_policies(tx, role_arn, inline, request.get("PolicyArns", ()))
+        role_id = stored_user_id(tx, role_arn)  # the id GetRole shows
         assumed_arn = sessions.assumed_role_arn(role_arn, session_name)
         credentials = sessions.issue(tx, svc.root_key, now=svc.clock.now(), duration=duration,
                                      kind=sessions.ASSUMED_ROLE, account=role_arn.split(":")[4],
@@ -71,7 +68,7 @@ def assume_role(svc, caller, request: dict) -> dict:
                                      policies=documents, tags=tags)
     return {
         "Credentials": credentials,
-        "AssumedRoleUser": {"AssumedRoleId": f"{user_id(role_arn)}:{session_name}", "Arn": assumed_arn},
+        "AssumedRoleUser": {"AssumedRoleId": f"{role_id}:{session_name}", "Arn": assumed_arn},
         "PackedPolicySize": _packed_percent(documents, tags) if documents or tags else None,
     }
 
