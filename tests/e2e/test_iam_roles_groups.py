@@ -9,6 +9,7 @@ import json
 import pytest
 
 from .authz_world import ACCT_A, REGION, World, policy
+from .test_sts import audit_events
 from .test_iam import ENCRYPT_ONLY, collect, encrypt_outcome, eventually, failure, user_clients
 
 BEYOND = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
@@ -85,6 +86,30 @@ def test_role_assumed_within_and_beyond_max_session_duration(world, iam, key_id)
     code, message, status = failure(raw.create_role, RoleName="x", AssumeRolePolicyDocument=trust_of(user_arn),
                                     MaxSessionDuration=100)
     assert (code, status) == ("ValidationError", 400) and "maxSessionDuration" in message
+
+
+def test_role_id_is_one_everywhere(world, iam):
+    key, _, _ = user_clients(world, iam, "id-assumer")
+    trust = trust_of(f"arn:aws:iam::{ACCT_A}:user/id-assumer")
+    role_id = iam.create_role(RoleName="IdRole", Path="/ids/", AssumeRolePolicyDocument=trust)["Role"]["RoleId"]
+    assert role_id.startswith("AROA") and len(role_id) == 21 and iam.get_role(RoleName="IdRole")["Role"]["RoleId"] == role_id
+    sts = world.server.client("sts", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"], region=REGION)
+    out = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCT_A}:role/ids/IdRole", RoleSessionName="idsess")
+    assert out["AssumedRoleUser"]["AssumedRoleId"] == f"{role_id}:idsess"
+    creds = out["Credentials"]
+    session = dict(access_key=creds["AccessKeyId"], secret_key=creds["SecretAccessKey"],
+                   session_token=creds["SessionToken"], region=REGION)
+    me = world.server.client("sts", **session).get_caller_identity()
+    assert me["UserId"] == f"{role_id}:idsess"
+    event = next(e for e in audit_events(world.server) if e["requestID"] == me["ResponseMetadata"]["RequestId"])
+    assert event["userIdentity"]["principalId"] == f"{role_id}:idsess"
+    assert event["userIdentity"]["sessionContext"]["sessionIssuer"]["principalId"] == role_id
+    # A role deleted and made again with the same name is another role, with another id.
+    iam.delete_role(RoleName="IdRole")
+    again = iam.create_role(RoleName="IdRole", Path="/ids/", AssumeRolePolicyDocument=trust)["Role"]["RoleId"]
+    assert again != role_id
+    out = eventually(lambda: sts.assume_role(RoleArn=f"arn:aws:iam::{ACCT_A}:role/ids/IdRole", RoleSessionName="s2"))
+    assert out["AssumedRoleUser"]["AssumedRoleId"] == f"{again}:s2"
 
 
 # --- groups --------------------------------------------------------------------------------------------------
@@ -176,6 +201,30 @@ def _lists_keys(kms) -> bool:
         return True
     except Exception:
         return False
+
+
+def test_a_group_is_no_principal_of_a_key_policy_or_grant(world, iam):
+    group_arn = iam.create_group(GroupName="NoPrincipal")["Group"]["Arn"]
+    kms = world.admin.kms
+    root = f"arn:aws:iam::{ACCT_A}:root"
+    naming = lambda arn: policy({"Effect": "Allow", "Principal": {"AWS": [root, arn]}, "Action": "kms:*",  # noqa: E731
+                                 "Resource": "*"})
+    invalid = ("MalformedPolicyDocumentException", "Policy contains a statement with one or more invalid principals.",
+               400)
+    assert failure(kms.create_key, Policy=naming(group_arn)) == invalid
+    key_id = kms.create_key(Policy=naming(root))["KeyMetadata"]["KeyId"]
+    assert failure(kms.put_key_policy, KeyId=key_id, PolicyName="default", Policy=naming(group_arn)) == invalid
+    assert json.loads(kms.get_key_policy(KeyId=key_id)["Policy"]) == json.loads(naming(root))  # unchanged
+    assert failure(kms.create_grant, KeyId=key_id, GranteePrincipal=group_arn, Operations=["Encrypt"]) == (
+        "ValidationException", f"Invalid granteePrincipal: {group_arn} is not a valid principal.", 400)
+    assert failure(kms.create_grant, KeyId=key_id, GranteePrincipal=root, RetiringPrincipal=group_arn,
+                   Operations=["Encrypt"]) == (
+        "ValidationException", f"Invalid retiringPrincipal: {group_arn} is not a valid principal.", 400)
+    assert kms.list_grants(KeyId=key_id)["Grants"] == []
+    # A user of the same name is a principal.
+    iam.create_user(UserName="NoPrincipal")
+    assert kms.create_grant(KeyId=key_id, GranteePrincipal=f"arn:aws:iam::{ACCT_A}:user/NoPrincipal",
+                            Operations=["Encrypt"])["GrantId"]
 
 
 # --- simulation ------------------------------------------------------------------------------------------------
