@@ -92,7 +92,8 @@ def test_role_id_is_one_everywhere(world, iam):
     key, _, _ = user_clients(world, iam, "id-assumer")
     trust = trust_of(f"arn:aws:iam::{ACCT_A}:user/id-assumer")
     role_id = iam.create_role(RoleName="IdRole", Path="/ids/", AssumeRolePolicyDocument=trust)["Role"]["RoleId"]
-    assert role_id.startswith("AROA") and len(role_id) == 21 and iam.get_role(RoleName="IdRole")["Role"]["RoleId"] == role_id
+    assert role_id.startswith("AROA") and len(role_id) == 21
+    assert iam.get_role(RoleName="IdRole")["Role"]["RoleId"] == role_id
     sts = world.server.client("sts", access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"], region=REGION)
     out = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCT_A}:role/ids/IdRole", RoleSessionName="idsess")
     assert out["AssumedRoleUser"]["AssumedRoleId"] == f"{role_id}:idsess"
@@ -225,6 +226,63 @@ def test_a_group_is_no_principal_of_a_key_policy_or_grant(world, iam):
     iam.create_user(UserName="NoPrincipal")
     assert kms.create_grant(KeyId=key_id, GranteePrincipal=f"arn:aws:iam::{ACCT_A}:user/NoPrincipal",
                             Operations=["Encrypt"])["GrantId"]
+
+
+def test_entities_for_policy_filtered(iam):
+    arn = iam.create_policy(PolicyName="efp", PolicyDocument=ENCRYPT_ONLY)["Policy"]["Arn"]
+    trust = trust_of(f"arn:aws:iam::{ACCT_A}:root")
+    ids = {}
+    for kind, name, path in [("user", "efp-u1", "/team/a/"), ("user", "efp-u2", "/other/"), ("role", "efp-r", "/team/"),
+                             ("group", "efp-g", "/team/a/b/")]:
+        if kind == "user":
+            ids[name] = iam.create_user(UserName=name, Path=path)["User"]["UserId"]
+            iam.attach_user_policy(UserName=name, PolicyArn=arn)
+        elif kind == "role":
+            ids[name] = iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=trust)["Role"]["RoleId"]
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        else:
+            ids[name] = iam.create_group(GroupName=name, Path=path)["Group"]["GroupId"]
+            iam.attach_group_policy(GroupName=name, PolicyArn=arn)
+
+    def listed(**kwargs) -> tuple[list, list, list]:
+        out = iam.list_entities_for_policy(PolicyArn=arn, **kwargs)
+        return ([u["UserName"] for u in out["PolicyUsers"]], [r["RoleName"] for r in out["PolicyRoles"]],
+                [g["GroupName"] for g in out["PolicyGroups"]])
+
+    everything = iam.list_entities_for_policy(PolicyArn=arn)
+    assert everything["PolicyUsers"] == [{"UserName": "efp-u1", "UserId": ids["efp-u1"]},
+                                         {"UserName": "efp-u2", "UserId": ids["efp-u2"]}]
+    assert everything["PolicyRoles"] == [{"RoleName": "efp-r", "RoleId": ids["efp-r"]}]
+    assert everything["PolicyGroups"] == [{"GroupName": "efp-g", "GroupId": ids["efp-g"]}]
+    assert listed(PathPrefix="/team/") == (["efp-u1"], ["efp-r"], ["efp-g"])
+    assert listed(PathPrefix="/team/a/") == (["efp-u1"], [], ["efp-g"])
+    assert listed(PathPrefix="/nowhere/") == ([], [], [])
+    assert listed(EntityFilter="User") == (["efp-u1", "efp-u2"], [], [])
+    assert listed(EntityFilter="Group", PathPrefix="/team/") == ([], [], ["efp-g"])
+    assert listed(EntityFilter="LocalManagedPolicy") == ([], [], [])  # a policy is attached to no policy
+    assert listed(PolicyUsageFilter="PermissionsPolicy") == (["efp-u1", "efp-u2"], ["efp-r"], ["efp-g"])
+    assert listed(PolicyUsageFilter="PermissionsBoundary") == ([], [], [])  # trentd has no boundaries
+    paged = iam.list_entities_for_policy(PolicyArn=arn, PathPrefix="/team/", MaxItems=2)
+    assert paged["IsTruncated"] is True
+    rest = iam.list_entities_for_policy(PolicyArn=arn, PathPrefix="/team/", Marker=paged["Marker"])
+    assert rest["IsTruncated"] is False
+    assert sum(len(page[m]) for page in (paged, rest) for m in ("PolicyUsers", "PolicyRoles", "PolicyGroups")) == 3
+
+
+def test_service_specific_credentials_of_all_users(world, iam):
+    assert iam.list_service_specific_credentials(AllUsers=True)["ServiceSpecificCredentials"] == []
+    assert iam.list_service_specific_credentials(AllUsers=True, ServiceName="codecommit.amazonaws.com")[
+        "ServiceSpecificCredentials"] == []
+    assert failure(iam.list_service_specific_credentials, AllUsers=True, UserName="admin") == (
+        "ValidationError", "AllUsers cannot be specified together with UserName.", 400)
+    # AllUsers needs the action on every user (user/*); the caller's own listing needs it on itself.
+    _, _, own_iam = user_clients(world, iam, "ssc-self")
+    iam.put_user_policy(UserName="ssc-self", PolicyName="own", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "iam:ListServiceSpecificCredentials",
+         "Resource": f"arn:aws:iam::{ACCT_A}:user/ssc-self"}))
+    assert eventually(lambda: own_iam.list_service_specific_credentials()["ServiceSpecificCredentials"] == [])
+    code, message, status = failure(own_iam.list_service_specific_credentials, AllUsers=True)
+    assert (code, status) == ("AccessDenied", 403) and "user/*" in message
 
 
 # --- simulation ------------------------------------------------------------------------------------------------

@@ -55,21 +55,30 @@ _MEMBERS = {"user": ("PolicyUsers", "UserName", "UserId"), "role": ("PolicyRoles
 
 
 def list_entities_for_policy(svc, call, request: dict) -> dict:
-    """Users, roles and groups the policy is attached to, paged as one listing."""
+    """Users, roles and groups the policy is attached to (by name), paged as one listing:
+    ``EntityFilter`` picks a kind (a policy is attached to no policy, so LocalManagedPolicy and
+    AWSManagedPolicy list nothing), ``PathPrefix`` their paths, ``PolicyUsageFilter``
+    PermissionsBoundary nothing (trentd has no permissions boundaries)."""
     arn = request["PolicyArn"]
     common.authorize(svc, call, arn)
     wanted = request.get("EntityFilter")
+    prefix = request.get("PathPrefix") or "/"
     with svc.store.read() as tx:
         visible_policy(tx, call, arn)
         entities = [e for e in (tx.iam_entity(a) for a in tx.policy_attachments(arn)) if e is not None]
-    if wanted in ("User", "Role", "Group"):
-        entities = [e for e in entities if e.kind == wanted.lower()]
+    entities = sorted((e for e in entities if _listed(e, wanted, prefix, request.get("PolicyUsageFilter"))),
+                      key=lambda e: (e.name.lower(), e.kind))
     shown = common.page(entities, request, "Entities")
     out: dict = {member: [] for member, _, _ in _MEMBERS.values()}
     for entity in shown.pop("Entities"):
         member, name_key, id_key = _MEMBERS[entity.kind]
         out[member].append({name_key: entity.name, id_key: common.shown_id(entity)})
     return {**out, **shown}
+
+
+def _listed(entity, wanted: str | None, prefix: str, usage: str | None) -> bool:
+    return ((wanted is None or entity.kind == wanted.lower()) and entity.path.startswith(prefix)
+            and usage != "PermissionsBoundary")
 
 
 HANDLERS = {**_family("user", "UserName"), **_family("role", "RoleName"), **_family("group", "GroupName"),

@@ -4,8 +4,13 @@ NoSuchEntity for a login profile. The user or role named must exist, as on AWS."
 
 from __future__ import annotations
 
+from ..errors import AWSError
 from . import common
 from .users import caller_user_name
+
+# AWS documents that AllUsers "cannot be specified together with UserName" (its exact error
+# wording is not published; this says the same).
+ALL_USERS_WITH_NAME = "AllUsers cannot be specified together with UserName."
 
 
 def _empty_for(kind: str, member: str, named: bool = True):
@@ -22,6 +27,17 @@ def _empty_for(kind: str, member: str, named: bool = True):
     return handler
 
 
+def _service_specific_credentials(svc, call, request: dict) -> dict:
+    """None, of the user named, the calling user, or (AllUsers) every user of the account."""
+    if request.get("AllUsers"):
+        if request.get("UserName") is not None:
+            raise AWSError("ValidationError", ALL_USERS_WITH_NAME)
+        common.authorize(svc, call, common.entity_arn(call.account, "user", "*"))
+    else:
+        common.authorized_entity(svc, call, "user", caller_user_name(call, request))
+    return common.page([], request, "ServiceSpecificCredentials")
+
+
 def _no_login_profile(svc, call, request: dict) -> dict:
     name = caller_user_name(call, request)
     common.authorized_entity(svc, call, "user", name)
@@ -34,7 +50,7 @@ HANDLERS = {
     "ListMFADevices": _empty_for("user", "MFADevices"),
     "ListVirtualMFADevices": _empty_for("user", "VirtualMFADevices", named=False),
     "ListSigningCertificates": _empty_for("user", "Certificates"),
-    "ListServiceSpecificCredentials": _empty_for("user", "ServiceSpecificCredentials"),
+    "ListServiceSpecificCredentials": _service_specific_credentials,
     "GetLoginProfile": _no_login_profile,
     "DeleteLoginProfile": _no_login_profile,
 }
