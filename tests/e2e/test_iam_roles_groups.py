@@ -312,6 +312,58 @@ def test_simulate_with_the_evaluator(iam):
         "MalformedPolicyDocument", 400)
 
 
+SIMULATED = """{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Action": "kms:*", "Resource": "*",
+     "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}},
+    {"Effect": "Deny", "Action": "kms:ScheduleKeyDeletion", "Resource": "*"}
+  ]
+}"""
+
+
+def test_simulate_reports_matched_statements_and_missing_context(iam):
+    allow_end = len('     "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}')
+    allow = {"SourcePolicyId": "PolicyInputList.1", "SourcePolicyType": "none",
+             "StartPosition": {"Line": 4, "Column": 5}, "EndPosition": {"Line": 5, "Column": allow_end}}
+    deny = {"SourcePolicyId": "PolicyInputList.1", "SourcePolicyType": "none",
+            "StartPosition": {"Line": 6, "Column": 5},
+            "EndPosition": {"Line": 6, "Column": len('    {"Effect": "Deny", "Action": "kms:ScheduleKeyDeletion", '
+                                                     '"Resource": "*"}')}}
+    region = [{"ContextKeyName": "aws:RequestedRegion", "ContextKeyValues": ["eu-west-1"], "ContextKeyType": "string"}]
+    actions = ["kms:Encrypt", "kms:ScheduleKeyDeletion", "iam:CreateUser"]
+
+    def shown(**kwargs):
+        out = iam.simulate_custom_policy(PolicyInputList=[SIMULATED], ActionNames=actions, **kwargs)
+        return [(r["EvalDecision"], r["MatchedStatements"], r["MissingContextValues"])
+                for r in out["EvaluationResults"]]
+
+    assert shown(ContextEntries=region) == [("allowed", [allow], []), ("explicitDeny", [deny], []),
+                                            ("implicitDeny", [], [])]
+    # Without the Region the Allow's condition cannot hold: the key it lacked is named.
+    assert shown() == [("implicitDeny", [], ["aws:RequestedRegion"]),
+                       ("explicitDeny", [deny], ["aws:RequestedRegion"]), ("implicitDeny", [], [])]
+
+    # A principal's policies: each deciding statement names its policy and the policy's kind.
+    iam.create_user(UserName="sim-sources")
+    iam.put_user_policy(UserName="sim-sources", PolicyName="enc", PolicyDocument=ENCRYPT_ONLY)
+    iam.create_group(GroupName="sim-group")
+    iam.add_user_to_group(GroupName="sim-group", UserName="sim-sources")
+    iam.put_group_policy(GroupName="sim-group", PolicyName="group-enc", PolicyDocument=ENCRYPT_ONLY)
+    mine = iam.create_policy(PolicyName="sim-managed", PolicyDocument=ENCRYPT_ONLY)["Policy"]["Arn"]
+    iam.attach_user_policy(UserName="sim-sources", PolicyArn=mine)
+    iam.attach_user_policy(UserName="sim-sources", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    out = iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{ACCT_A}:user/sim-sources",
+                                        ActionNames=["kms:Encrypt"], PolicyInputList=[SIMULATED],
+                                        ContextEntries=region)["EvaluationResults"][0]
+    assert out["EvalDecision"] == "allowed" and out["MissingContextValues"] == []
+    assert sorted((m["SourcePolicyId"], m["SourcePolicyType"]) for m in out["MatchedStatements"]) == [
+        ("AdministratorAccess", "aws-managed"), ("PolicyInputList.1", "none"), ("enc", "user"),
+        ("group-enc", "group"), ("sim-managed", "user-managed")]
+    one_line = next(m for m in out["MatchedStatements"] if m["SourcePolicyId"] == "enc")
+    assert one_line["StartPosition"]["Line"] == one_line["EndPosition"]["Line"] == 1
+
+
 # --- paging of the role and group lists ---------------------------------------------------------------------------
 def test_paging_of_role_and_group_lists(iam):
     trust = trust_of(f"arn:aws:iam::{ACCT_A}:root")
