@@ -15,6 +15,7 @@ import urllib.parse
 import pytest
 from botocore.exceptions import ClientError
 
+from ..console.client import ConsoleClient
 from ..helpers import code_of
 from .authz_world import ACCT_A, REGION, World, policy
 from .test_sts import audit_events, aws, second_node
@@ -448,6 +449,20 @@ def test_user_id_is_one_everywhere_and_survives_a_rename(world, iam, door):
     assert again != unique and again.startswith("AIDA")
 
 
+def test_console_calls_carry_the_stored_id(world, iam):
+    key, _, _ = user_clients(world, iam, "console-id")
+    iam.put_user_policy(UserName="console-id", PolicyName="list", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": ["kms:ListKeys", "kms:ListAliases", "kms:DescribeKey"], "Resource": "*"}))
+    unique = iam.get_user(UserName="console-id")["User"]["UserId"]
+    console = ConsoleClient(world.server)
+    eventually(lambda: console.sign_in(key["AccessKeyId"], key["SecretAccessKey"], REGION))
+    assert console.get("/console/keys").status_code == 200
+    arn = f"arn:aws:iam::{ACCT_A}:user/console-id"
+    made = [e for e in audit_events(world.server)
+            if e["eventSource"] == "kms.amazonaws.com" and e["userIdentity"].get("arn") == arn]
+    assert made and {e["userIdentity"]["principalId"] for e in made} == {unique}
+
+
 # --- the audit ---------------------------------------------------------------------------------------------
 def test_audit_events_and_no_secret(world, iam):
     out = iam.create_user(UserName="audited")
@@ -500,3 +515,11 @@ def test_dev_mode_stores_but_enforces_nothing(trentd_server, account):
     # Any key, this one too, acts as the account's administrator: nothing is enforced.
     kms = trentd_server.client(access_key=key["AccessKeyId"], secret_key="whatever")
     assert kms.create_key()["KeyMetadata"]["Arn"].startswith("arn:aws:kms:")
+
+
+def test_dev_mode_administrator_id_is_one_everywhere(trentd_server):
+    """--dev: any key acts as the account's administrator, made at first start; GetUser and
+    GetCallerIdentity show it with one id."""
+    args = dict(access_key=trentd_server.account, secret_key="any")
+    admin = trentd_server.client("iam", **args).get_user(UserName="admin")["User"]
+    assert trentd_server.client("sts", **args).get_caller_identity()["UserId"] == admin["UserId"]
