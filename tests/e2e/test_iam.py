@@ -461,6 +461,9 @@ def test_console_calls_carry_the_stored_id(world, iam):
     made = [e for e in audit_events(world.server)
             if e["eventSource"] == "kms.amazonaws.com" and e["userIdentity"].get("arn") == arn]
     assert made and {e["userIdentity"]["principalId"] for e in made} == {unique}
+    login = [e for e in audit_events(world.server) if e["eventName"] == "ConsoleLogin"
+             and e["userIdentity"].get("arn") == arn]
+    assert login and {e["userIdentity"]["principalId"] for e in login} == {unique}
 
 
 # --- the audit ---------------------------------------------------------------------------------------------
