@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import audit, datadir, metrics
-from .auth import principals
+from .auth import key_usage, principals
 from .clock import ServiceClock
 from .kms import api as kms_api
 from .kms.authorize import Authorizer
@@ -35,10 +35,11 @@ INITIALIZED_META = "initialized"
 CANARY_META = "root_key_canary"
 
 # Work the service clock makes due, run every second on every node and whenever the test clock
-# moves: KMS's jobs (kms/api.py) and STS's.
+# moves: KMS's jobs (kms/api.py), STS's, and the flush of access keys' last uses.
 BACKGROUND_JOBS = (
     *kms_api.BACKGROUND_JOBS,
     sts_sessions.sweep_expired,  # temporary credentials long expired (STS)
+    key_usage.flush,  # access keys' last uses noted by this process (IAM GetAccessKeyLastUsed)
 )
 
 

@@ -262,6 +262,8 @@ def test_get_session_token_acts_as_the_user(world):
     sts, _ = session_clients(world, creds)
     assert sts.get_caller_identity()["Arn"] == erin.arn
     # its identity policy still applies: she may assume Delegated, and that is not role chaining
+    # (beyond an hour, within the role's MaxSessionDuration, set with the IAM API: docs/iam.md)
+    world.admin.client("iam").update_role(RoleName="Delegated", MaxSessionDuration=7200)
     out = sts.assume_role(RoleArn=role_arn(ACCT_A, "Delegated"), RoleSessionName="via-token", DurationSeconds=7200)
     assert out["AssumedRoleUser"]["Arn"] == assumed_arn(ACCT_A, "Delegated", "via-token")
     with pytest.raises(ClientError) as info:

@@ -51,8 +51,13 @@ def test_query_faults_are_the_receivers():
     assert b"<Type>Receiver</Type>" in body
 
 
-def test_iam_words_sigv4_failures_as_raised():  # no wording table for IAM yet
-    assert load_service("iam").codec.error_code("InvalidSignatureException") == "InvalidSignatureException"
+def test_iam_words_sigv4_failures_as_sts_does():  # an unknown or inactive key: InvalidClientTokenId, 403
+    codec = load_service("iam").codec
+    assert codec.error_code("InvalidSignatureException") == "SignatureDoesNotMatch"
+    status, body, _ = codec.error(AWSError("UnrecognizedClientException", "m"), "r")
+    assert status == 403 and b"<Code>InvalidClientTokenId</Code>" in body
+    status, body, _ = codec.error(AWSError("KMSInternalException", "m"), "r")  # a fault, in IAM's words
+    assert status == 500 and b"<Code>ServiceFailure</Code>" in body and b"<Type>Receiver</Type>" in body
 
 
 def test_malformed_form():

@@ -36,7 +36,9 @@ def world(tmp_path):
 def test_a_principal_deleted_here_is_forgotten_at_once(world):
     (store, _), root_key, arn, access_key_id, secret = world
     auth = Authenticator(store, root_key, dev=False, default_account=ACCOUNT)
-    assert auth.lookup(access_key_id) == (arn, secret)
+    assert auth.lookup(access_key_id)[:2] == (arn, secret)
+    with store.read() as tx:  # the principal's stored unique id rides with its credentials
+        assert auth.lookup(access_key_id)[2] == tx.principal_unique_id(arn) and tx.principal_unique_id(arn)
     assert not auth.needs_lookup(_cred(access_key_id))  # served from memory
     with store.write() as tx:
         tx.delete_principal(arn)
@@ -47,10 +49,10 @@ def test_a_principal_deleted_here_is_forgotten_at_once(world):
 def test_a_principal_deleted_elsewhere_is_forgotten_at_the_next_poll(world):
     (mine, theirs), root_key, arn, access_key_id, secret = world
     auth = Authenticator(mine, root_key, dev=False, default_account=ACCOUNT)
-    assert auth.lookup(access_key_id) == (arn, secret)
+    assert auth.lookup(access_key_id)[:2] == (arn, secret)
     with theirs.write() as tx:
         tx.delete_principal(arn)
-    assert auth.lookup(access_key_id) == (arn, secret)  # not polled yet: the feed's window
+    assert auth.lookup(access_key_id)[:2] == (arn, secret)  # not polled yet: the feed's window
     mine.changes.poll()
     assert auth.lookup(access_key_id) is None
 

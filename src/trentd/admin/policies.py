@@ -46,6 +46,8 @@ def _apply(tx, args) -> dict:
             return create_policy(tx, args.account, args.name, f.read())
     if args.action == "list":
         return {"Policies": [{"Arn": arn, "Account": account} for arn, account in tx.list_managed_policies()]}
+    if args.arn.startswith("arn:aws:iam::aws:"):
+        raise PrincipalError(f"{args.arn} is an AWS managed policy: it cannot be deleted")
     if not tx.delete_managed_policy(args.arn):
         raise PrincipalError(f"no such policy: {args.arn}")
     return {"Deleted": args.arn}

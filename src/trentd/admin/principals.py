@@ -90,7 +90,8 @@ def put_identity_policy(tx, principal_arn: str, name: str, document: str) -> dic
 
 def _principal_exists(tx):
     def exists(arn: str) -> bool:
-        return arn.endswith(":root") or tx.get_principal(arn) is not None
+        found = tx.get_principal(arn)  # a group is no principal (as the IAM API's trust policies)
+        return arn.endswith(":root") or found is not None and found.kind != "group"
 
     return exists
 

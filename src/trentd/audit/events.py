@@ -184,7 +184,7 @@ def user_identity(caller, cred, dev: bool = False) -> dict:
     ident: dict[str, Any]
     if caller is not None:
         ident = dict(_known_identity(getattr(caller, "shown_arn", caller.principal_arn), caller.account,
-                                     caller.access_key_id))
+                                     caller.access_key_id, getattr(caller, "principal_id", "")))
         session = getattr(caller, "session", None)
         if session is not None:  # temporary credentials: when they were issued (CloudTrail sessionContext)
             attributes = {"creationDate": iso_time(session.created),
@@ -198,7 +198,8 @@ def user_identity(caller, cred, dev: bool = False) -> dict:
 
 
 @functools.lru_cache(maxsize=4096)
-def _known_identity(arn: str, account: str, access_key_id: str) -> dict:
+def _known_identity(arn: str, account: str, access_key_id: str, principal_id: str = "") -> dict:
+    """``principal_id``: the user's or role's stored unique id (GetUser's UserId, GetRole's RoleId)."""
     parts = arn.split(":", 5)
     resource = parts[5] if len(parts) == 6 else ""
     kind, _, rest = resource.partition("/")
@@ -207,11 +208,11 @@ def _known_identity(arn: str, account: str, access_key_id: str) -> dict:
     if resource == "root":
         ident.update(type="Root", principalId=account)
     elif kind == "user":
-        ident.update(principalId=user_id(arn), userName=rest.rsplit("/", 1)[-1])
+        ident.update(principalId=principal_id or user_id(arn), userName=rest.rsplit("/", 1)[-1])
     elif kind in ("role", "assumed-role"):
         role_name, _, session = rest.partition("/") if kind == "assumed-role" else (rest.rsplit("/", 1)[-1], "", "")
         role_arn = arn if kind == "role" else f"arn:{parts[1]}:iam::{account}:role/{role_name}"
-        role_id = user_id(role_arn)
+        role_id = principal_id or user_id(role_arn)
         ident.update(type="AssumedRole", principalId=f"{role_id}:{session}" if session else role_id)
         ident["sessionContext"] = {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role_arn,
                                                      "accountId": account, "userName": role_name}}
@@ -223,7 +224,7 @@ def _known_identity(arn: str, account: str, access_key_id: str) -> dict:
 def event_name(ex: Exchange) -> str:
     if ex.operation:
         return ex.operation
-    if ex.service == "sts":
+    if ex.service in ("sts", "iam"):  # Query services: the form's Action
         try:
             from urllib.parse import parse_qs
 
@@ -235,8 +236,8 @@ def event_name(ex: Exchange) -> str:
     return action if _NAME.fullmatch(action or "") else "Unknown"
 
 
-EVENT_SOURCES = {"kms": "kms.amazonaws.com", "sts": "sts.amazonaws.com", "cloudtrail": "cloudtrail.amazonaws.com",
-                 "trentd": "trentd"}
+EVENT_SOURCES = {"kms": "kms.amazonaws.com", "sts": "sts.amazonaws.com", "iam": "iam.amazonaws.com",
+                 "cloudtrail": "cloudtrail.amazonaws.com", "trentd": "trentd"}
 
 
 def error_message(ex: Exchange, dev: bool) -> str | None:

@@ -8,11 +8,13 @@ that deleted it and within a second on every other.
 from __future__ import annotations
 
 import re
+import time
 
 from ..errors import AWSError
 from . import principals, sigv4
-from .identity import Caller
+from .identity import Caller, stored_user_id
 from .credential_cache import CredentialCache
+from .key_usage import RECENT
 from .temporary import TemporaryCredentials
 
 UNRECOGNIZED = "The security token included in the request is invalid."
@@ -36,16 +38,18 @@ class Authenticator:
             return False
         return not self._cache.has(cred.access_key_id)
 
-    def lookup(self, access_key_id: str) -> tuple[str, str] | None:
-        """(principal ARN, secret) for an access key, or None. May touch the store."""
+    def lookup(self, access_key_id: str) -> tuple[str, str, str] | None:
+        """(principal ARN, secret, the principal's unique id) for an access key, or None. May
+        touch the store; cached, so the id costs nothing on the hot path."""
         return self._cache.get(access_key_id, lambda: self._load(access_key_id))
 
-    def _load(self, access_key_id: str) -> tuple[str, str] | None:
+    def _load(self, access_key_id: str) -> tuple[str, str, str] | None:
         with self.store.read() as tx:
             row = tx.get_access_key(access_key_id)
+            unique = stored_user_id(tx, row[0]) if row is not None else ""
         if row is None:
             return None
-        return row[0], principals.unwrap_secret(self.root_key, access_key_id, row[1])
+        return row[0], principals.unwrap_secret(self.root_key, access_key_id, row[1]), unique
 
     def authenticate(self, cred: sigv4.Credential, *, method, path, query, headers, body, request_id,
                      source_ip=None, user_agent=None, secure=False) -> Caller:
@@ -54,20 +58,24 @@ class Authenticator:
             if session is not None:
                 return Caller(account=session.account, region=cred.region, principal_arn=session.principal_arn,
                               access_key_id=cred.access_key_id, request_id=request_id, source_ip=source_ip,
-                              user_agent=user_agent, secure=secure, session=session)
+                              user_agent=user_agent, secure=secure, session=session,
+                              principal_id=session.principal_id)
         if self.dev:
             # --dev: any key works; a 12-digit access key id picks the account.
             account = cred.access_key_id if _ACCOUNT_KEY.fullmatch(cred.access_key_id) else self.default_account
             principal = principals.principal_arn(account, principals.ADMIN_NAME)
+            unique = ""
         else:
             found = self.lookup(cred.access_key_id)
             if found is None:
                 raise AWSError("UnrecognizedClientException", UNRECOGNIZED)
-            principal, secret = found
+            principal, secret, unique = found
             sigv4.verify(cred, method=method, path=path, query=query, headers=headers, body=body, secret=secret)
+            RECENT.note(cred.access_key_id, time.time(), cred.service, cred.region)  # GetAccessKeyLastUsed
             account = principal.split(":")[4]
         return Caller(account=account, region=cred.region, principal_arn=principal, access_key_id=cred.access_key_id,
-                      request_id=request_id, source_ip=source_ip, user_agent=user_agent, secure=secure)
+                      request_id=request_id, source_ip=source_ip, user_agent=user_agent, secure=secure,
+                      principal_id=unique)
 
     def _session(self, cred: sigv4.Credential, *, method, path, query, headers, body):
         """The session of temporary credentials, its signature checked; None when --dev meets a

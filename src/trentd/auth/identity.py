@@ -10,6 +10,7 @@ that depend on the caller alone (KMS and STS both use them).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -17,10 +18,25 @@ from typing import Any
 from ..store.records import KeyRecord, key_arn
 
 
+ID_PREFIX = {"user": "AIDA", "role": "AROA", "group": "AGPA", "policy": "ANPA"}
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # AWS's unique ids: prefix + 17 of these
+
+
 def user_id(principal_arn: str) -> str:
-    """A stable unique id per principal, shaped like IAM's (AIDA… for users, AROA… for roles)."""
+    """The id of a principal that has none stored (made before schema 12), derived from its ARN
+    as trentd always has: a rename stores it (iam/users.py), so it never changes after."""
     prefix = "AROA" if ":role/" in principal_arn else "AIDA"
     return prefix + hashlib.sha256(principal_arn.encode()).hexdigest()[:17].upper()
+
+
+def new_unique_id(kind: str) -> str:
+    """A new entity's id: random, as AWS's, so a user made again with an old name is another user."""
+    return ID_PREFIX[kind] + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
+
+
+def stored_user_id(tx, principal_arn: str) -> str:
+    """The principal's unique id as the store holds it (derived for a row without one)."""
+    return tx.principal_unique_id(principal_arn) or user_id(principal_arn)
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,17 @@ class Caller:
     # policies see (the role of an assumed-role session), and the session carries the ARN callers
     # are shown, its session policies and tags.
     session: Any = field(default=None, compare=False, repr=False)
+    # The principal's stored unique id (AIDA…/AROA…), read with its credentials; "" when unknown
+    # (--dev's implicit administrator): derived from the ARN then.
+    principal_id: str = ""
+
+    @property
+    def unique_id(self) -> str:
+        """The id GetCallerIdentity answers and aws:userid holds (a role session's: AROA…:NAME)."""
+        unique = self.principal_id or user_id(self.principal_arn)
+        if self.session is not None and self.session.is_role:
+            return f"{unique}:{self.session.session_name}"
+        return unique
 
     @property
     def shown_arn(self) -> str:
@@ -79,7 +106,7 @@ def base_context(caller, key: KeyRecord | None, extra: dict) -> dict:
         "aws:principaltype": "User" if kind == "user" else "AssumedRole" if kind in ("role", "assumed-role")
         else "Account",
         "aws:username": name if kind == "user" else None,
-        "aws:userid": user_id(caller.principal_arn),  # the unique id (AIDA…), as GetCallerIdentity shows
+        "aws:userid": caller.unique_id,  # as GetCallerIdentity shows it
         "aws:sourceip": caller.source_ip,
         "aws:requestedregion": caller.region,
         "aws:securetransport": caller.secure,
@@ -100,11 +127,8 @@ def base_context(caller, key: KeyRecord | None, extra: dict) -> dict:
 
 
 def _session_keys(session) -> dict:
-    """Condition keys of temporary credentials: the session's tags, when it was issued, and for
-    a role session its unique id ``AROA…:SESSION`` (IAM, "aws:userid")."""
+    """Condition keys of temporary credentials: the session's tags and when it was issued."""
     issued = datetime.fromtimestamp(session.created, timezone.utc)
     values = {f"aws:principaltag/{k.lower()}": v for k, v in session.tags.items()}
     values["aws:tokenissuetime"] = issued
-    if session.is_role:
-        values["aws:userid"] = f"{user_id(session.principal_arn)}:{session.session_name}"
     return values

@@ -85,6 +85,14 @@ class Invocation:
     def shown_arn(self) -> str:
         return self.caller.shown_arn
 
+    @property
+    def principal_id(self) -> str:
+        return self.caller.principal_id
+
+    @property
+    def unique_id(self) -> str:
+        return self.caller.unique_id
+
     def key_arn(self, key_id: str) -> str:
         return self.caller.key_arn(key_id)
 

@@ -295,7 +295,7 @@ _STATEMENT_ELEMENTS = ("Sid", "Effect", "Principal", "NotPrincipal", "Action", "
 
 class _Statement:
     __slots__ = ("deny", "principals", "not_principal", "actions", "not_action", "resources", "not_resource",
-                 "conditions")
+                 "conditions", "index")
     deny: bool
     principals: _Principals | None  # None in an identity policy
     not_principal: bool
@@ -304,9 +304,10 @@ class _Statement:
     resources: _Resources
     not_resource: bool
     conditions: tuple[Condition | NullCondition, ...]
+    index: int  # its place in the document's Statement list (the simulator points at it)
 
-    def applies(self, request: Request, action: str, resolve) -> int:
-        """_DIRECT/_ACCOUNT bits when this statement applies to the request, else 0."""
+    def targets(self, request: Request, action: str, resolve) -> int:
+        """_DIRECT/_ACCOUNT bits when its principal, action and resource match, conditions aside."""
         if self.principals is None:  # identity policy: the caller is the principal
             how = _DIRECT
         elif self.not_principal:
@@ -318,10 +319,18 @@ class _Statement:
         try:
             if self.resources.match(request.resource, resolve) == self.not_resource:
                 return 0
-            if not self.conditions:
-                return how
-            verdict = k_all(c.evaluate(request.context, resolve) for c in self.conditions)
         except Unresolvable:  # IAM: a variable without a value voids the statement
+            return 0
+        return how
+
+    def applies(self, request: Request, action: str, resolve) -> int:
+        """_DIRECT/_ACCOUNT bits when this statement applies to the request, else 0."""
+        how = self.targets(request, action, resolve)
+        if not how or not self.conditions:
+            return how
+        try:
+            verdict = k_all(c.evaluate(request.context, resolve) for c in self.conditions)
+        except Unresolvable:
             return 0
         # UNKNOWN (None) fails closed: it never satisfies an Allow and always satisfies a Deny
         return how if (verdict is not False if self.deny else verdict is True) else 0
@@ -394,6 +403,15 @@ class Policy:
                 how |= bits
         return _RESULTS[denied, bool(how & _DIRECT), bool(how & _ACCOUNT)]
 
+    def explain(self, request: Request) -> list[tuple[int, bool, bool]]:
+        """(index in the document, deny, applies) of each statement whose principal, action and
+        resource match the request; ``applies``: its conditions hold too. What the IAM simulator
+        reports (the statements that decided, the condition keys it lacked); not on the hot path."""
+        action = request.action.lower()
+        resolve = _resolver(request) if self.variables else None
+        return [(st.index, st.deny, bool(st.applies(request, action, resolve))) for st in self.statements
+                if st.targets(request, action, resolve)]
+
 
 def _username(request: Request) -> str | None:
     kind, _, path = request.principal_arn.rpartition(":")[2].partition("/")
@@ -442,6 +460,9 @@ def parse_policy(text: str, *, resource_policy: bool,
         raise malformed("Statement IDs (SID) in a single policy must be unique.")
     variables = version == "2012-10-17"
     compiled = [_parse_statement(st, resource_policy, variables, principal_exists) for st in raw]
+    for index, st in enumerate(compiled):
+        if st is not None:
+            st.index = index
     return Policy(tuple(s for s in compiled if s is not None), resource_policy, variables)
 
 

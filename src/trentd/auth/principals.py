@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..store.records import PrincipalRecord
+from .identity import new_unique_id
 from ..store.rootkey import aad_for
 
 ADMIN_NAME = "admin"
@@ -36,7 +37,10 @@ def _secret_aad(access_key_id: str) -> bytes:
     return aad_for("access-key", access_key_id)
 
 
-def create_principal(tx, account: str, name: str, kind: str = "user") -> PrincipalRecord:
+def create_principal(tx, account: str, name: str, kind: str = "user", *, derived_id: bool = False) -> PrincipalRecord:
+    """A user or role with a new random unique id (as the IAM API's); ``derived_id``: none stored,
+    so its id is the one derived from its ARN (auth/identity.py user_id), the id --dev's callers
+    have without reading the store."""
     if not re.fullmatch(r"\d{12}", account):
         raise PrincipalError(f"account must be 12 digits, not {account!r}")
     if not _NAME.fullmatch(name):
@@ -46,7 +50,7 @@ def create_principal(tx, account: str, name: str, kind: str = "user") -> Princip
     record = PrincipalRecord(principal_arn(account, name, kind), account, name, kind, time.time())
     if tx.get_principal(record.arn):
         raise PrincipalError(f"principal {record.arn} already exists")
-    tx.insert_principal(record)
+    tx.insert_principal(record, None if derived_id else new_unique_id(kind))
     return record
 
 
@@ -70,7 +74,7 @@ def unwrap_secret(root_key, access_key_id: str, wrapped: bytes) -> str:
 
 def bootstrap_admin(tx, root_key, account: str) -> tuple[str, str, str]:
     """Create the administrator (allow-all identity policy): (arn, access key id, secret)."""
-    admin = create_principal(tx, account, ADMIN_NAME)
+    admin = create_principal(tx, account, ADMIN_NAME, derived_id=True)  # --dev's callers act as it
     tx.put_identity_policy(admin.arn, "AdministratorAccess", ALLOW_ALL)
     access_key_id, secret = create_access_key(tx, root_key, admin.arn)
     return admin.arn, access_key_id, secret

@@ -36,6 +36,7 @@ class Session:
     expires: float
     policies: tuple = ()  # compiled session policies (identity-policy grammar)
     tags: dict = field(default_factory=dict)
+    principal_id: str = ""  # the role's (or user's) stored unique id, read with the session
 
     @property
     def is_role(self) -> bool:
@@ -46,7 +47,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def load(record: SessionRecord, root_key) -> tuple[Session, str]:
+def load(record: SessionRecord, root_key, principal_id: str = "") -> tuple[Session, str]:
     """The session a stored row describes, and its unwrapped secret."""
     documents = json.loads(record.policies) if record.policies else []
     session = Session(
@@ -54,5 +55,5 @@ def load(record: SessionRecord, root_key) -> tuple[Session, str]:
         principal_arn=record.principal_arn, session_arn=record.session_arn, session_name=record.session_name,
         created=record.created, expires=record.expires,
         policies=tuple(policy_language.compile_cached(d, resource_policy=False) for d in documents),
-        tags=json.loads(record.tags) if record.tags else {})
+        tags=json.loads(record.tags) if record.tags else {}, principal_id=principal_id)
     return session, principals.unwrap_secret(root_key, record.access_key_id, record.wrapped_secret)

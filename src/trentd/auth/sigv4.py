@@ -31,15 +31,15 @@ __all__ = ["Credential", "Headers", "normalize_headers", "authorization_text", "
 
 DEFAULT_MAX_SKEW_SECONDS = 300  # AWS KMS allows 5 minutes either way (DESIGN.md, "Auth")
 ALGORITHM = "AWS4-HMAC-SHA256"
-SERVICES = ("kms", "sts", "cloudtrail")
+SERVICES = ("kms", "sts", "iam", "cloudtrail")
 # The KMS model's region pattern; one endpoint serves every region that matches it.
 _REGION_RE = re.compile(r"([a-z]+-){2,3}[0-9]+")
 _AMZ_DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")  # not \d: that also matches non-ASCII digits
 # Each trentd service must sign the header that selects the operation, so a captured signature
-# cannot be replayed against a different operation (JSON 1.1 services: X-Amz-Target; sts: the form
-# body's type).
+# cannot be replayed against a different operation (JSON 1.1 services: X-Amz-Target; Query services:
+# the form body's type).
 _OPERATION_HEADER = {"kms": ("x-amz-target", "'X-Amz-Target'"), "sts": ("content-type", "'Content-Type'"),
-                     "cloudtrail": ("x-amz-target", "'X-Amz-Target'")}
+                     "iam": ("content-type", "'Content-Type'"), "cloudtrail": ("x-amz-target", "'X-Amz-Target'")}
 _UTC = timezone.utc
 
 MSG_MISSING = "Request is missing Authentication Token"

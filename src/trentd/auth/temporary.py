@@ -15,6 +15,7 @@ import time
 from ..errors import AWSError
 from . import sessions
 from .credential_cache import CredentialCache
+from .identity import stored_user_id
 
 UNRECOGNIZED = "The security token included in the request is invalid."
 EXPIRED = "The security token included in the request is expired"
@@ -57,7 +58,8 @@ class TemporaryCredentials:
             return None
         with self.store.read() as tx:
             record = tx.get_session(access_key_id)
+            unique = stored_user_id(tx, record.principal_arn) if record is not None else ""
         if record is None:
             return None
-        session, secret = sessions.load(record, self.root_key)
+        session, secret = sessions.load(record, self.root_key, unique)
         return session, secret, record.token_hash

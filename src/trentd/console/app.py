@@ -14,7 +14,7 @@ import hmac
 import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from ..errors import AWSError
@@ -174,6 +174,7 @@ class Console:
             if found is None or found[0] != session.principal_arn:
                 await loop.run_in_executor(executor, self.sessions.delete_for_access_key, session.access_key_id)
                 return self._to_sign_in(request, "session-ended")
+            session = replace(session, principal_id=found[2])  # the id its API calls are audited with
         return session
 
     def _to_sign_in(self, request: Request, message: str | None) -> Response:

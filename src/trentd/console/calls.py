@@ -43,7 +43,7 @@ class KmsBridge:
         """The Caller the API builds for this principal (auth/authenticator.py)."""
         return Caller(account=session.account, region=session.region, principal_arn=session.principal_arn,
                       access_key_id=session.access_key_id, request_id=request_id, source_ip=request.client_ip,
-                      user_agent=USER_AGENT, secure=request.secure)
+                      user_agent=USER_AGENT, secure=request.secure, principal_id=session.principal_id)
 
     def exchange(self, request: Request, region: str) -> Exchange:
         request_id = str(uuid.uuid4())

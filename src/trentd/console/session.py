@@ -44,6 +44,7 @@ class Session:
     csrf_secret: str
     created: float
     last_seen: float
+    principal_id: str = ""  # the principal's unique id, from the credential cache on each request (app.py)
 
     def csrf_ok(self, token: str) -> bool:
         return hmac.compare_digest(self.csrf_secret.encode(), token.encode("utf-8", "surrogateescape"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from dataclasses import replace
 from typing import NamedTuple
 
 from ..auth import principals
@@ -79,6 +80,9 @@ async def submit(ctx) -> Response:
             return _form(ctx, principal.status, principal.headers, values=values, error=principal.message)
         account = principal.split(":")[4]
     session_id, session = await ctx.run(ctx.console.sessions.create, principal, access_key_id, account, region)
+    found = None if ctx.settings.dev else await ctx.run(ctx.console.app.authenticator.lookup, access_key_id)
+    if found is not None:  # the principal's unique id, for the ConsoleLogin event (cached: no store read)
+        session = replace(session, principal_id=found[2])
     await ctx.console.kms.record_console_event(ctx.request, "ConsoleLogin", session=session, region=region)
     response = redirect("/console/keys")
     response.headers.append(("set-cookie", cookie(session_id, secure=ctx.request.secure)))

@@ -257,11 +257,15 @@ class Service:
         return key
 
     def principal_exists(self, tx, arn: str) -> bool:
-        """Whether a principal named in a policy exists (accounts and roots always do; --dev
-        has no registry of principals, so every well-formed principal exists there)."""
+        """Whether a principal named in a policy or grant exists (accounts and roots always do;
+        --dev has no registry of principals, so every well-formed principal exists there). A
+        group is never one: AWS refuses an IAM group as a key policy's or grant's principal."""
+        if arn.split(":", 5)[-1].startswith("group/"):
+            return False
         if self.authorizer.dev or arn.endswith(":root"):
             return True
-        return tx.get_principal(arn) is not None
+        found = tx.get_principal(arn)
+        return found is not None and found.kind != "group"
 
     # --- key material ---------------------------------------------------------------------
     def new_material(self, tx, account: str, key_id: str, material: bytes, material_id: str | None = None) -> str:

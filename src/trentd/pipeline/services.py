@@ -21,6 +21,7 @@ from ..errors import AWSError
 from ..kms.operations import OPERATIONS as KMS_OPERATIONS
 from ..protocol.codec import Codec
 from ..protocol.model import Service, load_service
+from ..iam.operations import OPERATIONS as IAM_OPERATIONS
 from ..sts.operations import OPERATIONS as STS_OPERATIONS
 
 
@@ -66,6 +67,8 @@ SERVICES: dict[str, ApiService] = {
     "kms": ApiService("kms", KMS_OPERATIONS,
                       ("UnsupportedOperationException", "{name} is not supported by trentd yet.")),
     "sts": ApiService("sts", STS_OPERATIONS, ("InvalidAction", "{name} is not supported by trentd.")),
+    # IAM: an operation trentd lacks is a 400 at once, never a 5xx (Terraform retries those).
+    "iam": ApiService("iam", IAM_OPERATIONS, ("InvalidAction", "{name} is not supported by trentd.")),
     "cloudtrail": ApiService("cloudtrail", CLOUDTRAIL_OPERATIONS, CLOUDTRAIL_UNSUPPORTED),
 }
 # Before the credential scope is known (a request that fails SigV4 parsing), errors are worded by

@@ -29,8 +29,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 # How a Query service words the SigV4 failures the edge raises in the JSON services' words, and
 # its status for each. STS's (traps.md "STS on the wire"): it answers 403 where KMS answers 400.
-AUTH_CODES: dict[str, dict[str, tuple[str, int]]] = {
-    "sts": {
+_QUERY_AUTH_CODES = {
         "UnrecognizedClientException": ("InvalidClientTokenId", 403),
         "InvalidSignatureException": ("SignatureDoesNotMatch", 403),
         "IncompleteSignatureException": ("IncompleteSignature", 400),
@@ -38,7 +37,13 @@ AUTH_CODES: dict[str, dict[str, tuple[str, int]]] = {
         "ExpiredTokenException": ("ExpiredToken", 403),
         "AccessDeniedException": ("AccessDenied", 403),
         "MalformedPolicyDocumentException": ("MalformedPolicyDocument", 400),
-    },
+}
+# IAM words them as STS does (an inactive or unknown key: InvalidClientTokenId, 403), and its
+# faults with the model's ServiceFailure (500) rather than KMS's names.
+AUTH_CODES: dict[str, dict[str, tuple[str, int]]] = {
+    "sts": _QUERY_AUTH_CODES,
+    "iam": {**_QUERY_AUTH_CODES, "KMSInternalException": ("ServiceFailure", 500),
+            "DependencyTimeoutException": ("ServiceFailure", 500)},
 }
 
 # Where a service writes members in another order than the model lists them (STS's documented

@@ -80,6 +80,16 @@ class Rules:
 STS_LOGGED = frozenset({"RoleArn", "RoleSessionName", "DurationSeconds", "ExternalId", "PolicyArns", "arn",
                         "SourceIdentity"})
 
+# IAM: names, paths, ARNs, documents (policies are no secrets; CloudTrail logs them), never the
+# answer (CreateAccessKey's SecretAccessKey): IAM's rows show no responseElements.
+IAM_LOGGED = frozenset({
+    "UserName", "NewUserName", "RoleName", "GroupName", "NewGroupName", "Path", "NewPath", "PathPrefix",
+    "PolicyName", "PolicyArn", "PolicyDocument", "AssumeRolePolicyDocument", "Description", "MaxSessionDuration",
+    "AccessKeyId", "Status", "VersionId", "SetAsDefault", "Tags", "Key", "Value", "TagKeys", "Marker",
+    "MaxItems", "Scope", "OnlyAttached", "PolicyUsageFilter", "EntityFilter", "PolicySourceArn", "ActionNames",
+    "ResourceArns", "PermissionsBoundary",
+})
+
 # CloudTrail (LookupEvents): what was looked up is shown; the NextToken is an opaque cursor, left
 # out as nothing to read; the answer (other events, in full) is never rendered.
 CLOUDTRAIL_LOGGED = frozenset({"LookupAttributes", "AttributeKey", "AttributeValue", "StartTime", "EndTime",
@@ -89,6 +99,7 @@ CLOUDTRAIL_OMITTED = frozenset({"NextToken"})
 RULES = {
     "kms": Rules(LOGGED, HASHED, OUTPUT_OMITTED),
     "sts": Rules(STS_LOGGED, frozenset(), frozenset({"Credentials"})),
+    "iam": Rules(IAM_LOGGED, frozenset(), frozenset({"AccessKey", "SecretAccessKey"})),
     "cloudtrail": Rules(CLOUDTRAIL_LOGGED, frozenset(), frozenset({"Events", "NextToken"})),
 }
 

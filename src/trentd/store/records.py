@@ -199,3 +199,34 @@ class XksProxyKey:
 
 def key_arn(account: str, region: str, key_id: str) -> str:
     return f"arn:aws:kms:{region}:{account}:key/{key_id}"
+
+
+# --- the IAM API (store/iam.py) -------------------------------------------------------------
+@dataclass
+class IamEntity:
+    """A user, role or group as the IAM API shows it (a row of ``principals``)."""
+
+    arn: str
+    account: str
+    name: str
+    kind: str  # 'user', 'role' or 'group'
+    created: float
+    entity_id: str | None  # None on rows made before the IAM API: derived from the ARN
+    path: str = "/"
+    description: str | None = None
+    max_session_duration: int = 3600
+
+
+@dataclass
+class ManagedPolicyRecord:
+    arn: str
+    account: str  # 'aws' for AWS managed policies
+    name: str
+    document: str  # the default version's
+    created: float
+    policy_id: str | None
+    path: str
+    description: str | None
+    default_version: str
+    next_version: int
+    updated: float | None

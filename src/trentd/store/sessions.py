@@ -46,9 +46,14 @@ class SessionQueries(SQLTransaction):
         )
 
     # --- managed policies ----------------------------------------------------------------------
-    def insert_managed_policy(self, arn: str, account: str, name: str, document: str, created: float) -> None:
-        self.q("INSERT INTO managed_policies (arn, account, name, document, created) VALUES (?, ?, ?, ?, ?)",
-               (arn, account, name, document, created))
+    def insert_managed_policy(self, arn: str, account: str, name: str, document: str, created: float, *,
+                              policy_id: str | None = None, path: str = "/", description: str | None = None) -> None:
+        """A customer managed policy and its first version, v1 (the default)."""
+        self.q("INSERT INTO managed_policies (arn, account, name, document, created, policy_id, path, description, "
+               "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (arn, account, name, document, created, policy_id, path, description, created))
+        self.q("INSERT INTO iam_policy_versions (policy_arn, version_id, document, created) VALUES (?, 'v1', ?, ?)",
+               (arn, document, created))
 
     def get_managed_policy(self, arn: str) -> str | None:
         row = self.one("SELECT document FROM managed_policies WHERE arn = ?", (arn,))
@@ -58,4 +63,8 @@ class SessionQueries(SQLTransaction):
         return self.q("SELECT arn, account FROM managed_policies ORDER BY arn").fetchall()
 
     def delete_managed_policy(self, arn: str) -> int:
+        """The policy with its versions, tags and attachments."""
+        for table, column in (("iam_policy_versions", "policy_arn"), ("iam_tags", "arn"),
+                              ("iam_policy_attachments", "policy_arn")):
+            self.q(f"DELETE FROM {table} WHERE {column} = ?", (arn,))
         return self.q("DELETE FROM managed_policies WHERE arn = ?", (arn,)).rowcount

@@ -34,10 +34,12 @@ Execute = Callable[[str, tuple], Cursor]
 _CHANGE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 # Tables no cache depends on: writing them does not invalidate caches (the last-use times are
 # flushed every second under load and would otherwise empty every cache every second; failed
-# console sign-ins, which anyone can cause, must not empty them either; nor the central audit
-# trail, written many times a second under load).
-_UNCACHED_TABLES = frozenset({"key_last_usage", "console_signin_failures", "audit_trail", "audit_trail_visibility",
-                              "audit_trail_resources", "audit_trail_checkpoints", "audit_trail_jobs"})
+# console sign-ins, which anyone can cause, must not empty them either; nor access keys' last
+# uses, flushed every second like the keys'; nor the central audit trail, written many times a
+# second under load).
+_UNCACHED_TABLES = frozenset({"key_last_usage", "console_signin_failures", "access_key_last_used",
+                              "audit_trail", "audit_trail_visibility", "audit_trail_resources",
+                              "audit_trail_checkpoints", "audit_trail_jobs"})
 
 
 class SQLTransaction(ABC):

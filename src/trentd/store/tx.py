@@ -9,6 +9,7 @@ differs (row claims, per-scope locks, the catalogue: store/sql.py). ``Tx`` imple
 from __future__ import annotations
 
 from .grants import GrantQueries
+from .iam import IamQueries
 from .keystores import KeyStoreQueries
 from .lifecycle import LifecycleQueries
 from .multiregion import MultiRegionQueries
@@ -29,7 +30,8 @@ def _key(row) -> KeyRecord:
     return rec
 
 
-class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, SessionQueries, XksProxyQueries):
+class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, SessionQueries, IamQueries,
+         XksProxyQueries):
     # --- cache generations (store/changes.py) ---------------------------------------------
     def bump_cache_generation(self) -> None:
         """Called by the store just before committing a transaction that changed cached state:
@@ -215,10 +217,10 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         row = self.one("SELECT arn, account, name, kind, created FROM principals WHERE arn = ?", (arn,))
         return PrincipalRecord(*row) if row else None
 
-    def insert_principal(self, p: PrincipalRecord) -> None:
+    def insert_principal(self, p: PrincipalRecord, entity_id: str | None = None) -> None:
         self.q(
-            "INSERT INTO principals (arn, account, name, kind, created) VALUES (?, ?, ?, ?, ?)",
-            (p.arn, p.account, p.name, p.kind, p.created),
+            "INSERT INTO principals (arn, account, name, kind, created, entity_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (p.arn, p.account, p.name, p.kind, p.created, entity_id),
         )
 
     def list_principals(self) -> list[PrincipalRecord]:
@@ -232,7 +234,9 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         again under the same name starts with none of them."""
         for table, column in (("access_keys", "principal_arn"), ("sts_sessions", "principal_arn"),
                               ("console_sessions", "principal_arn"), ("identity_policies", "principal_arn"),
-                              ("role_trust_policies", "role_arn"), ("principals", "arn")):
+                              ("role_trust_policies", "role_arn"), ("iam_tags", "arn"),
+                              ("iam_group_members", "user_arn"), ("iam_group_members", "group_arn"),
+                              ("iam_policy_attachments", "entity_arn"), ("principals", "arn")):
             self.q(f"DELETE FROM {table} WHERE {column} = ?", (arn,))
 
     def put_identity_policy(self, arn: str, name: str, document: str) -> None:
@@ -243,7 +247,16 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         )
 
     def identity_policies(self, arn: str) -> dict[str, str]:
-        return dict(self.q("SELECT name, document FROM identity_policies WHERE principal_arn = ?", (arn,)).fetchall())
+        """Every identity policy that applies to a principal, as authorization reads them: its
+        inline policies, its groups' inline policies (IAM: group policies apply to members), and
+        the managed policies attached to it or to its groups, keyed so that none hides another."""
+        documents = dict(self.q("SELECT name, document FROM identity_policies WHERE principal_arn = ?",
+                                (arn,)).fetchall())
+        groups = self.user_groups(arn)
+        for group in groups:
+            documents.update({f"{group}#{name}": text for name, text in self.inline_policies(group).items()})
+        documents.update(dict(self.attached_documents([arn, *groups])))
+        return documents
 
     def insert_access_key(self, access_key_id: str, principal_arn: str, wrapped_secret: bytes, created: float) -> None:
         self.q(
@@ -252,8 +265,9 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         )
 
     def get_access_key(self, access_key_id: str) -> tuple[str, bytes] | None:
-        row = self.one("SELECT principal_arn, wrapped_secret FROM access_keys WHERE access_key_id = ?",
-                       (access_key_id,))
+        # An inactive key authenticates nothing (AWS refuses it on every service).
+        row = self.one("SELECT principal_arn, wrapped_secret FROM access_keys WHERE access_key_id = ? "
+                       "AND status = 'Active'", (access_key_id,))
         return (row[0], bytes(row[1])) if row else None
 
     def list_access_keys(self, principal_arn: str | None = None) -> list[tuple[str, str, float]]:
@@ -263,4 +277,5 @@ class Tx(GrantQueries, LifecycleQueries, MultiRegionQueries, KeyStoreQueries, Se
         return self.q(sql + " WHERE principal_arn = ? ORDER BY access_key_id", (principal_arn,)).fetchall()
 
     def delete_access_key(self, access_key_id: str) -> int:
+        self.q("DELETE FROM access_key_last_used WHERE access_key_id = ?", (access_key_id,))
         return self.q("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,)).rowcount

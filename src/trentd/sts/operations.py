@@ -17,24 +17,21 @@ from types import MappingProxyType
 from ..audit.events import AuditFacts
 from ..auth import policy as policy_language
 from ..errors import AWSError
-from ..auth.identity import base_context, user_id
+from ..auth.identity import base_context, stored_user_id
 from . import sessions, trust
 
 ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
-POLICY_ARN = re.compile(r"arn:aws:iam::(\d{12}):policy/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,128}", re.ASCII)
+POLICY_ARN = re.compile(r"arn:aws:iam::(\d{12}|aws):policy/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,128}", re.ASCII)
 MAX_POLICY_CHARS = 2048  # inline and managed session policies together, as AWS counts them
 CHAINED_MAX_SECONDS = 3600
 CHAINED_TOO_LONG = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
 SESSION_CREDENTIALS = "Cannot call GetSessionToken with session credentials"
+BEYOND_MAX_SESSION = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
 
 
 def get_caller_identity(svc, caller, request: dict) -> dict:
     """Needs no permission (AWS: the same answer is in every AccessDenied message)."""
-    session = caller.session
-    unique = user_id(caller.principal_arn)
-    if session is not None and session.is_role:
-        unique = f"{unique}:{session.session_name}"
-    return {"UserId": unique, "Account": caller.account, "Arn": caller.shown_arn}
+    return {"UserId": caller.unique_id, "Account": caller.account, "Arn": caller.shown_arn}
 
 
 def get_session_token(svc, caller, request: dict) -> dict:
@@ -59,9 +56,11 @@ def assume_role(svc, caller, request: dict) -> dict:
     with svc.store.write() as tx:
         if not svc.authorizer.dev:  # --dev has no registry of roles and trusts every caller
             _check_trust(svc, tx, caller, role_arn, request, tags)
+            _check_max_session(tx, role_arn, duration)
         elif not ROLE_ARN.fullmatch(role_arn):
             raise trust.refusal(caller, "sts:AssumeRole", role_arn)
         documents = _session_policies(tx, role_arn, inline, request.get("PolicyArns", ()))
+        role_id = stored_user_id(tx, role_arn)  # the id GetRole shows
         assumed_arn = sessions.assumed_role_arn(role_arn, session_name)
         credentials = sessions.issue(tx, svc.root_key, now=svc.clock.now(), duration=duration,
                                      kind=sessions.ASSUMED_ROLE, account=role_arn.split(":")[4],
@@ -69,7 +68,7 @@ def assume_role(svc, caller, request: dict) -> dict:
                                      policies=documents, tags=tags)
     return {
         "Credentials": credentials,
-        "AssumedRoleUser": {"AssumedRoleId": f"{user_id(role_arn)}:{session_name}", "Arn": assumed_arn},
+        "AssumedRoleUser": {"AssumedRoleId": f"{role_id}:{session_name}", "Arn": assumed_arn},
         "PackedPolicySize": _packed_percent(documents, tags) if documents or tags else None,
     }
 
@@ -81,6 +80,13 @@ def _role_duration(caller, request: dict) -> int:
     if chained and duration > CHAINED_MAX_SECONDS:
         raise AWSError("ValidationError", CHAINED_TOO_LONG)
     return duration
+
+
+def _check_max_session(tx, role_arn: str, duration: int) -> None:
+    """The role's MaxSessionDuration (IAM CreateRole/UpdateRole, 3600 by default) caps the session."""
+    role = tx.iam_entity(role_arn)
+    if role is not None and duration > role.max_session_duration:
+        raise AWSError("ValidationError", BEYOND_MAX_SESSION)
 
 
 def _check_trust(svc, tx, caller, role_arn: str, request: dict, tags: dict) -> None:
@@ -107,14 +113,15 @@ def _request_keys(request: dict, tags: dict) -> dict:
 
 def _session_policies(tx, role_arn: str, inline: str | None, policy_arns) -> list[str]:
     """The session policy documents: the inline one and the managed ones named, which must exist
-    in the role's account. Each is checked with the identity-policy grammar."""
+    in the role's account (or be AWS managed policies). Each is checked with the identity-policy grammar."""
     documents = []
     if inline is not None:
         documents.append(_checked(inline))
     for entry in policy_arns:
         arn = entry.get("arn", "")
         match = POLICY_ARN.fullmatch(arn)
-        document = tx.get_managed_policy(arn) if match and match[1] == role_arn.split(":")[4] else None
+        owner = match[1] if match else None
+        document = tx.get_managed_policy(arn) if owner in (role_arn.split(":")[4], "aws") else None
         if document is None:
             raise AWSError("MalformedPolicyDocument", f"Policy {arn} does not exist or is not attachable.")
         documents.append(document)
