@@ -23,7 +23,7 @@ import random
 import re
 import secrets
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -77,6 +77,25 @@ class AuditFacts:
     response_members: tuple[str, ...] = ()
     # Request members CloudTrail always shows, with the default the service applied.
     request_defaults: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    """A row of the operation tables of STS, IAM and CloudTrail, whose every operation reads the
+    store on the thread pool (never tried on the event loop) and reads no cached state (so no
+    retry with fresh reads): what the request pipeline reads of a row (pipeline/services.py
+    ``Row``). KMS's rows decide more (kms/operations.py)."""
+
+    service: str  # the action's prefix: sts, iam, cloudtrail
+    name: str
+    handler: Callable  # handler(svc, call, request) -> result
+    audit: AuditFacts
+    inline: bool = False
+    cached: bool = False
+
+    @property
+    def action(self) -> str:
+        return f"{self.service}:{self.name}"
 
 
 def read_only(operation: str | None, facts: AuditFacts | None = None) -> bool:

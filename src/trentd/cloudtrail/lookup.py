@@ -40,7 +40,7 @@ _MATCHES_NOTHING = ("ReadOnly", -1)  # a ReadOnly value other than those: no eve
 
 
 def lookup_events(svc, call, request: dict) -> dict:
-    svc.authorizer.check_account(call, call.action, "*", base_context(call, None, {}), shown_resource=None)
+    svc.authorizer.check_account(call, call.action, "*", base_context(call.caller, None, {}), shown_resource=None)
     attribute = _attribute(request.get("LookupAttributes") or [])
     start, end = _microseconds(request.get("StartTime")), _microseconds(request.get("EndTime"))
     if start is not None and end is not None and start > end:

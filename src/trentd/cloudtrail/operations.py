@@ -9,28 +9,12 @@ show). Every other operation of CloudTrail's model is refused by the pipeline wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from ..audit.events import AuditFacts
+from ..audit.events import AuditFacts, PoolRow
 from .lookup import lookup_events
 
 UNSUPPORTED = ("UnsupportedOperationException", "trentd implements only LookupEvents")
 
 
-@dataclass(frozen=True)
-class OperationRow:
-    name: str
-    handler: Callable
-    audit: AuditFacts
-    inline: bool = False
-    cached: bool = False
-
-    @property
-    def action(self) -> str:
-        return f"cloudtrail:{self.name}"
-
-
-OPERATIONS: dict[str, OperationRow] = {
-    "LookupEvents": OperationRow("LookupEvents", lookup_events, AuditFacts(read_only=True)),
+OPERATIONS: dict[str, PoolRow] = {
+    "LookupEvents": PoolRow("cloudtrail", "LookupEvents", lookup_events, AuditFacts(read_only=True)),
 }

@@ -8,35 +8,21 @@ in an event). An operation of the model not in this table is answered 400 Invali
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..audit.events import AuditFacts
+from ..audit.events import AuditFacts, PoolRow
 from . import access_keys, attachments, groups, inline_policies, managed_policies, roles, simulate, terraform_reads
 from . import users
 
 _READS = ("Get", "List", "Simulate")
 
 
-@dataclass(frozen=True)
-class OperationRow:
-    name: str
-    handler: Callable
-    audit: AuditFacts
-    inline: bool = False
-    cached: bool = False
-
-    @property
-    def action(self) -> str:
-        return f"iam:{self.name}"
+def _row(name: str, handler: Callable) -> PoolRow:
+    return PoolRow("iam", name, handler, AuditFacts(read_only=name.startswith(_READS),
+                                                    request_defaults=MappingProxyType({})))
 
 
-def _row(name: str, handler: Callable) -> OperationRow:
-    return OperationRow(name, handler, AuditFacts(read_only=name.startswith(_READS),
-                                                  request_defaults=MappingProxyType({})))
-
-
-OPERATIONS: dict[str, OperationRow] = {
+OPERATIONS: dict[str, PoolRow] = {
     name: _row(name, handler)
     for family in (users, access_keys, roles, groups, inline_policies, managed_policies, attachments,
                    terraform_reads, simulate)

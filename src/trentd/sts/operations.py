@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..audit.events import AuditFacts
+from ..audit.events import AuditFacts, PoolRow
 from ..auth import policy as policy_language
 from ..errors import AWSError
 from ..auth.identity import base_context, stored_user_id
@@ -145,29 +144,14 @@ def _packed_percent(documents: list[str], tags: dict) -> int:
     return min(100, -(-100 * size // MAX_POLICY_CHARS))
 
 
-@dataclass(frozen=True)
-class OperationRow:
-    """One STS operation, in the shape the request pipeline reads of a KMS row: never tried on
-    the event loop, no cached state (so no retry with fresh reads), what its audit event shows
-    (requestParameters: the members protocol/redaction.py lets it show; responseElements: null)."""
-
-    name: str
-    handler: Callable
-    audit: AuditFacts
-    inline: bool = False
-    cached: bool = False
-
-    @property
-    def action(self) -> str:
-        return f"sts:{self.name}"
-
-
-def _row(name: str, handler: Callable, read_only: bool) -> OperationRow:
-    return OperationRow(name, handler, AuditFacts(read_only=read_only, request_defaults=MappingProxyType({})))
+def _row(name: str, handler: Callable, read_only: bool) -> PoolRow:
+    """What its audit event shows: requestParameters, the members protocol/redaction.py lets it
+    show; responseElements: null."""
+    return PoolRow("sts", name, handler, AuditFacts(read_only=read_only, request_defaults=MappingProxyType({})))
 
 
 # readOnly as trentd's events have always shown it: the Get… calls.
-OPERATIONS: dict[str, OperationRow] = {
+OPERATIONS: dict[str, PoolRow] = {
     "GetCallerIdentity": _row("GetCallerIdentity", get_caller_identity, read_only=True),
     "GetSessionToken": _row("GetSessionToken", get_session_token, read_only=True),
     "AssumeRole": _row("AssumeRole", assume_role, read_only=False),
