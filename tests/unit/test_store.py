@@ -228,3 +228,32 @@ def test_key_count_migration_counts_the_keys_already_stored(tmp_path):
     with store.read() as tx:
         assert _counted_and_real(tx, "111122223333", "us-east-1") == (5, 5)
     store.close()
+
+
+def test_a_last_use_flushed_while_its_key_is_deleted_does_not_outlive_the_key(store):
+    """A last-use flush that runs while another transaction deletes the key (a --dev reset, the
+    deletion job) waits for that deletion and writes nothing. On PostgreSQL (READ COMMITTED) it
+    used to read the key as it was before the deletion committed and add its row after the
+    deletion had emptied key_last_usage: the reset test saw such a row."""
+    with store.write() as tx:
+        tx.insert_key(_key("111122223333", "us-east-1", "deleted-while-used"))
+    deleting = threading.Event()
+    flushed = threading.Event()
+
+    def flush():
+        deleting.wait(5)
+        with store.write() as tx:
+            tx.record_last_usage("111122223333", "us-east-1", "deleted-while-used", "Encrypt", 1.0, "req")
+        flushed.set()
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    with store.write() as tx:
+        tx.q("DELETE FROM key_last_usage WHERE key_id = ?", ("deleted-while-used",))
+        tx.q("DELETE FROM keys WHERE key_id = ?", ("deleted-while-used",))
+        deleting.set()
+        time.sleep(0.3)  # the flush runs meanwhile (PostgreSQL) or waits for the write lock (SQLite)
+    flusher.join(5)
+    assert flushed.is_set()
+    with store.read() as tx:
+        assert tx.get_last_usage("111122223333", "us-east-1", "deleted-while-used") is None

@@ -153,10 +153,15 @@ class LifecycleQueries(SQLTransaction):
     # --- last use ---------------------------------------------------------------------------
     def record_last_usage(self, account: str, region: str, key_id: str, operation: str, used_at: float,
                           request_id: str) -> None:
-        """Keep the latest use (several nodes flush theirs); a key deleted meanwhile gets no row."""
+        """Keep the latest use (several nodes flush theirs); a key deleted meanwhile gets no row.
+
+        The key row is kept (``keep_clause``) while the use is written: without it, on PostgreSQL a
+        flush that read the key before a concurrent deletion (a reset, the deletion job) committed
+        would add its row after that deletion had emptied ``key_last_usage``, and outlive the key."""
         self.q(
             "INSERT INTO key_last_usage (account, region, key_id, operation, used_at, request_id) "
-            "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM keys WHERE account = ? AND region = ? AND key_id = ?) "
+            "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM keys WHERE account = ? AND region = ? AND key_id = ?"
+            f"{self.keep_clause}) "
             "ON CONFLICT (account, region, key_id) DO UPDATE SET operation = excluded.operation, "
             "used_at = excluded.used_at, request_id = excluded.request_id "
             "WHERE excluded.used_at >= key_last_usage.used_at",

@@ -124,6 +124,7 @@ class PostgresTx(Tx):
 
     claim_clause = " FOR UPDATE SKIP LOCKED"  # rows another node holds are skipped, never waited for
     lock_clause = " FOR UPDATE"
+    keep_clause = " FOR KEY SHARE"
 
     def lock_scope(self, account: str, region: str) -> None:
         """One advisory lock per (account, Region), taken at the first key or alias read of a

@@ -10,6 +10,9 @@ engine, by name, for what cannot be written portably:
   LOCKED``; SQLite: nothing, ``BEGIN IMMEDIATE`` already serialises writers).
 - ``lock_clause``: appended to a SELECT whose rows must not change until the transaction ends
   (PostgreSQL: ``FOR UPDATE``; SQLite: nothing).
+- ``keep_clause``: appended to a SELECT whose rows must not be deleted until the transaction ends,
+  other changes allowed; a row being deleted is waited for and then not found (PostgreSQL:
+  ``FOR KEY SHARE``; SQLite: nothing).
 - ``lock_scope(account, region)``: serialise write transactions per (account, Region).
 - ``exclusive(name)``: one process at a time runs what follows, until the transaction ends.
 - ``block_writers(tables)``: other writers of ``tables`` wait until the transaction ends.
@@ -45,6 +48,7 @@ _UNCACHED_TABLES = frozenset({"key_last_usage", "console_signin_failures", "acce
 class SQLTransaction(ABC):
     claim_clause: str
     lock_clause: str
+    keep_clause: str
 
     def __init__(self, execute: Execute, writing: bool = False):
         self._execute = execute

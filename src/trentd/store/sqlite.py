@@ -37,6 +37,7 @@ class SQLiteTx(Tx):
 
     claim_clause = ""
     lock_clause = ""
+    keep_clause = ""
 
     def lock_scope(self, account: str, region: str) -> None:
         pass
