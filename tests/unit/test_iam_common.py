@@ -9,6 +9,7 @@ import urllib.parse
 
 import pytest
 
+from trentd.auth.policy import checked_identity_policy
 from trentd.errors import AWSError
 from trentd.iam import common
 from trentd.iam.operations import OPERATIONS
@@ -60,7 +61,7 @@ def test_documents_are_url_encoded_json():
 
 def test_malformed_identity_policy_is_iams_error():
     with pytest.raises(AWSError) as info:
-        common.checked_identity_policy('{"Statement": 1}')
+        checked_identity_policy('{"Statement": 1}')
     assert info.value.code == "MalformedPolicyDocument"
 
 

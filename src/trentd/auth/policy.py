@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..errors import AWSError
 from .conditions import (OPERATORS, Condition, NullCondition, Template, Unresolvable, any_match, as_text,
                          compile_matcher, glob, k_all, literal, malformed)
 
@@ -475,3 +476,14 @@ def compile_cached(text: str, *, resource_policy: bool) -> Policy:
     """``parse_policy`` memoised by text (no principal-existence check: that happens when a
     policy is stored). Malformed documents are not cached and raise every time."""
     return _compiled(text, resource_policy)
+
+
+def checked_identity_policy(document: str) -> str:
+    """An identity or session policy as IAM and STS check it when it is put or passed: the policy
+    engine's grammar, refused with their code, MalformedPolicyDocument (KMS's is
+    MalformedPolicyDocumentException)."""
+    try:
+        parse_policy(document, resource_policy=False)
+    except AWSError as exc:
+        raise AWSError("MalformedPolicyDocument", exc.message) from None
+    return document

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
-from ..auth import policy as policy_language
 from ..auth.identity import ID_PREFIX as KIND_PREFIX
 from ..auth.identity import base_context, user_id
 from ..auth.identity import new_unique_id as new_unique_id  # new entities' ids (users, roles, groups, policies)
@@ -217,10 +216,3 @@ def checked_managed_size(document: str) -> None:
         raise limit_exceeded(f"Cannot exceed quota for PolicySize: {MAX_MANAGED_POLICY_SIZE}")
 
 
-def checked_identity_policy(document: str) -> str:
-    """An identity policy as IAM checks it when it is put (the policy engine's grammar)."""
-    try:
-        policy_language.parse_policy(document, resource_policy=False)
-    except AWSError as exc:
-        raise AWSError("MalformedPolicyDocument", exc.message) from None
-    return document

@@ -5,6 +5,7 @@ keyed by the user's, role's or group's ARN); authorization reads them through th
 
 from __future__ import annotations
 
+from ..auth.policy import checked_identity_policy
 from . import common
 
 
@@ -25,7 +26,7 @@ def _family(kind: str, name_member: str):
     def put(svc, call, request: dict) -> dict:
         name = request[name_member]
         common.authorized_entity(svc, call, kind, name)
-        document = common.checked_identity_policy(request["PolicyDocument"])
+        document = checked_identity_policy(request["PolicyDocument"])
         with common.writing(svc, call) as tx:
             entity = common.existing(tx, call, kind, name)
             _check_size(tx, kind, entity.arn, entity.name, request["PolicyName"], document)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from ..errors import AWSError
+from ..auth.policy import checked_identity_policy
 from . import common
 
 MAX_VERSIONS = 5
@@ -55,7 +56,7 @@ def create_policy(svc, call, request: dict) -> dict:
     name, path = request["PolicyName"], common.checked_path(request.get("Path"))
     arn = f"arn:aws:iam::{call.account}:policy/{path[1:]}{name}"
     common.authorize_creation(svc, call, arn, "iam:TagPolicy")
-    document = common.checked_identity_policy(request["PolicyDocument"])
+    document = checked_identity_policy(request["PolicyDocument"])
     common.checked_managed_size(document)
     with common.writing(svc, call) as tx:
         if tx.find_managed_policy(call.account, name) is not None:
@@ -120,7 +121,7 @@ def _version(tx, arn: str, version_id: str):
 def create_policy_version(svc, call, request: dict) -> dict:
     arn = request["PolicyArn"]
     common.authorize(svc, call, arn)
-    document = common.checked_identity_policy(request["PolicyDocument"])
+    document = checked_identity_policy(request["PolicyDocument"])
     common.checked_managed_size(document)
     with common.writing(svc, call) as tx:
         policy = own_policy(tx, call, arn)

@@ -115,7 +115,7 @@ def _session_policies(tx, role_arn: str, inline: str | None, policy_arns) -> lis
     in the role's account (or be AWS managed policies). Each is checked with the identity-policy grammar."""
     documents = []
     if inline is not None:
-        documents.append(_checked(inline))
+        documents.append(policy_language.checked_identity_policy(inline))
     for entry in policy_arns:
         arn = entry.get("arn", "")
         match = POLICY_ARN.fullmatch(arn)
@@ -128,14 +128,6 @@ def _session_policies(tx, role_arn: str, inline: str | None, policy_arns) -> lis
         raise AWSError("PackedPolicyTooLarge", "Session policy documents exceed the 2048-character limit of "
                                                "inline and managed session policies together.")
     return documents
-
-
-def _checked(document: str) -> str:
-    try:
-        policy_language.parse_policy(document, resource_policy=False)
-    except AWSError as exc:
-        raise AWSError("MalformedPolicyDocument", exc.message) from None
-    return document
 
 
 def _packed_percent(documents: list[str], tags: dict) -> int:
